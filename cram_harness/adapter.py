@@ -1,0 +1,163 @@
+"""MemPrefix: trainable [mem] vectors in front of a frozen causal LM's token embeddings.
+
+Layout of one forward pass, per sample:  [mem_1 .. mem_k, e(t_1) .. e(t_N)], mask 1 everywhere
+but on right padding. The logits at [mem] positions are dropped; the positions of
+t_1..t_{N-1} predict t_2..t_N (the paper's loss). Right padding with causal attention never
+changes a sample's logits, so texts of different lengths share one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def embedding_scale(model: nn.Module) -> float:
+    """Factor the embedding module applies to its weights (Gemma multiplies by sqrt(d))."""
+    module = model.get_input_embeddings()
+    scale = getattr(module, "embed_scale", 1.0)
+    return float(scale.item() if torch.is_tensor(scale) else scale)
+
+
+def init_std(model: nn.Module) -> float:
+    """Std of the token embeddings as the model sees them: the paper's std(embedding matrix),
+    times the module's own scale where it has one (inputs_embeds bypass that module)."""
+    weight = model.get_input_embeddings().weight
+    return float(weight.float().std().item()) * embedding_scale(model)
+
+
+def init_memory(model: nn.Module, n_mem: int, seeds: list[int]) -> torch.Tensor:
+    """randn(k, d) * std per sample, each from its own seed so a sample's start does not
+    depend on the batch it is in. Returns fp32 (B, k, d) on the model's device."""
+    if n_mem < 1:
+        raise ValueError(f"n_mem must be at least 1, got {n_mem}")
+    d = model.get_input_embeddings().weight.shape[1]
+    std = init_std(model)
+    rows = []
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(seed)
+        rows.append(torch.randn(n_mem, d, generator=gen) * std)
+    return torch.stack(rows).to(model.device)
+
+
+def pad_right(token_ids: list[list[int]], pad_id: int, device: torch.device | str):
+    """(ids, mask): right-padded (B, N) tensors; mask is 1 on real tokens."""
+    width = max(len(t) for t in token_ids)
+    ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(token_ids), width), dtype=torch.long)
+    for row, tokens in enumerate(token_ids):
+        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        mask[row, : len(tokens)] = 1
+    return ids.to(device), mask.to(device)
+
+
+@dataclass
+class TokenStats:
+    """Per-sample measurements over the predicted positions (all (B,) tensors)."""
+
+    loss: torch.Tensor  # mean CE in nats (at the CE temperature used)
+    accuracy: torch.Tensor  # teacher-forced: share of positions whose argmax is the target
+    min_margin: torch.Tensor  # smallest (target logit - best other logit); > 0 means argmax hit
+
+
+def token_stats(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+) -> TokenStats:
+    """Loss, accuracy and margin per sample; `mask` marks real (non-padding) targets."""
+    logits = logits.float()
+    maskf = mask.float()
+    count = maskf.sum(1).clamp(min=1)
+    ce = nn.functional.cross_entropy(
+        (logits / temperature).transpose(1, 2), targets, reduction="none"
+    )
+    loss = (ce * maskf).sum(1) / count
+    with torch.no_grad():
+        target_logit = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        top2 = logits.topk(2, dim=-1)
+        best_other = torch.where(
+            top2.indices[..., 0] == targets, top2.values[..., 1], top2.values[..., 0]
+        )
+        margin = target_logit - best_other
+        hit = (top2.indices[..., 0] == targets).float()
+        accuracy = (hit * maskf).sum(1) / count
+        min_margin = margin.masked_fill(mask == 0, float("inf")).min(1).values
+    return TokenStats(loss=loss, accuracy=accuracy, min_margin=min_margin)
+
+
+def text_logits(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    mem: torch.Tensor | None,
+) -> torch.Tensor:
+    """Logits at the positions of t_1..t_{N-1} (B, N-1, V), with or without a [mem] prefix."""
+    embeds = model.get_input_embeddings()(input_ids)
+    mask = attention_mask
+    k = 0
+    if mem is not None:
+        k = mem.shape[1]
+        embeds = torch.cat([mem.to(embeds.dtype), embeds], dim=1)
+        ones = torch.ones(mem.shape[:2], dtype=mask.dtype, device=mask.device)
+        mask = torch.cat([ones, mask], dim=1)
+    out = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
+    return out.logits[:, k : k + input_ids.shape[1] - 1]
+
+
+@torch.no_grad()
+def greedy_decode(
+    model: nn.Module, mem: torch.Tensor | None, seed_ids: torch.Tensor, num_new_tokens: int
+) -> torch.Tensor:
+    """Greedy continuation of `seed_ids` (B, s) after the [mem] prefix, with a KV cache,
+    as `generate` does it. Returns (B, num_new_tokens)."""
+    embeds = model.get_input_embeddings()(seed_ids)
+    if mem is not None:
+        embeds = torch.cat([mem.to(embeds.dtype), embeds], dim=1)
+    out = model(inputs_embeds=embeds, use_cache=True)
+    tokens = []
+    for _ in range(num_new_tokens):
+        nxt = out.logits[:, -1].argmax(-1)
+        tokens.append(nxt)
+        if len(tokens) == num_new_tokens:
+            break
+        out = model(input_ids=nxt[:, None], past_key_values=out.past_key_values, use_cache=True)
+    if not tokens:
+        return seed_ids.new_zeros((seed_ids.shape[0], 0))
+    return torch.stack(tokens, dim=1)
+
+
+class MemPrefix(nn.Module):
+    """A frozen causal LM with k trainable [mem] vectors per sample, (B, k, d) in fp32."""
+
+    def __init__(self, model: nn.Module, memory: torch.Tensor):
+        super().__init__()
+        if memory.dim() == 2:
+            memory = memory.unsqueeze(0)
+        d = model.get_input_embeddings().weight.shape[1]
+        if memory.shape[-1] != d:
+            raise ValueError(f"[mem] vectors have size {memory.shape[-1]}, the model's is {d}")
+        self.model = model
+        model.requires_grad_(False)
+        self.memory = nn.Parameter(memory.detach().float().to(model.device).clone())
+
+    @classmethod
+    def random(cls, model: nn.Module, n_mem: int = 1, seeds: list[int] | None = None):
+        return cls(model, init_memory(model, n_mem, seeds or [0]))
+
+    @property
+    def n_mem(self) -> int:
+        return self.memory.shape[1]
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> tuple[torch.Tensor, TokenStats]:
+        """(text-position logits, per-sample stats whose `loss` is the paper's loss)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        logits = text_logits(self.model, input_ids, attention_mask, self.memory)
+        stats = token_stats(logits, input_ids[:, 1:], attention_mask[:, 1:], temperature)
+        return logits, stats
+
+    def generate(self, seed_ids: torch.Tensor, num_new_tokens: int) -> torch.Tensor:
+        """Greedy decoding from the vectors, seeded with the first token (or BOS)."""
+        return greedy_decode(self.model, self.memory, seed_ids, num_new_tokens)

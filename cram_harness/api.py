@@ -1,0 +1,145 @@
+"""The Python API: `cram(model_or_spec, texts, ...) -> list[CramResult]`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cram_harness import metrics
+from cram_harness.adapter import greedy_decode, pad_right, text_logits, token_stats
+from cram_harness.cramming import CramConfig, StepInfo, cram_batch
+from cram_harness.errors import CramError
+from cram_harness.models import load_model
+from cram_harness.peft_format import save_adapter
+from cram_harness.tokens import check_fits, encode_text
+
+
+@dataclass
+class CramResult:
+    """One crammed text: its metrics, its best [mem] vectors (k, d), and how it was made."""
+
+    token_ids: list[int]
+    num_tokens: int  # tokens in the crammed sequence, seed (first token or BOS) included
+    num_predicted: int  # tokens predicted from the vectors: the `n` of the gains
+    requested_tokens: int | None
+    base_loss: float  # mean CE in nats without [mem]
+    base_accuracy: float
+    best_loss: float
+    best_accuracy: float
+    token_gain: float
+    information_gain: float  # nats
+    information_gain_bits: float
+    min_margin: float
+    steps: int
+    best_step: int
+    seconds: float
+    converged: bool
+    greedy_exact: bool
+    first_mismatch: int | None  # index into the predicted tokens of the first greedy miss
+    text_sha256: str
+    model_spec: str
+    config: dict
+    memory: torch.Tensor = field(repr=False)
+    _model: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def seed_token_ids(self) -> list[int]:
+        return self.token_ids[:1]
+
+    def record(self) -> dict:
+        """The JSON-ready metrics and settings (no vectors)."""
+        skip = {"memory", "_model", "token_ids"}
+        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        rec["seed_token_ids"] = self.seed_token_ids
+        return rec
+
+    def save_adapter(self, path: str | os.PathLike) -> Path:
+        """Write a PEFT PROMPT_TUNING adapter that `PeftModel.from_pretrained` loads and
+        `generate(input_ids=seed, min_new_tokens=n, max_new_tokens=n)` decodes back, with
+        n = num_tokens - 1."""
+        if self._model is None:
+            raise RuntimeError("this result has no model attached to save against")
+        info = {**self.record(), "num_new_tokens": self.num_tokens - 1}
+        return save_adapter(path, self.memory, self._model, info)
+
+
+def text_sha256(token_ids: Sequence[int]) -> str:
+    return hashlib.sha256(",".join(map(str, token_ids)).encode()).hexdigest()
+
+
+def cram(
+    model_or_spec: Any,
+    texts: str | Sequence[str],
+    n_mem: int = 1,
+    max_tokens: int | None = None,
+    *,
+    tokenizer: Any = None,
+    batch_size: int | None = None,
+    init: torch.Tensor | None = None,
+    device: str = "auto",
+    on_step: Callable[[StepInfo], None] | None = None,
+    **engine_options: Any,
+) -> list[CramResult]:
+    """Cram each text into `n_mem` [mem] vectors of a frozen causal LM.
+
+    `model_or_spec` is a spec for `load_model` or a loaded model (then pass `tokenizer`).
+    `engine_options` are `CramConfig` fields (lr, max_steps, patience, min_margin, dtype, seed,
+    ...); `init` (B, k, d) warm-starts the vectors, e.g. from a loaded adapter.
+    """
+    if isinstance(model_or_spec, str):
+        model, tokenizer = load_model(model_or_spec, device=device)
+    else:
+        model = model_or_spec
+        if tokenizer is None:
+            raise CramError("pass tokenizer= when giving a loaded model to cram()")
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        raise CramError("no texts given to cram")
+    try:
+        config = CramConfig(n_mem=n_mem, **engine_options)
+    except (TypeError, ValueError) as exc:
+        raise CramError(f"bad engine option: {exc}") from exc
+    check_fits(model, n_mem, max_tokens)
+    token_lists = [encode_text(tokenizer, t, max_tokens) for t in texts]
+    size = batch_size or len(token_lists)
+    spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")
+    results: list[CramResult] = []
+    for start in range(0, len(token_lists), size):
+        chunk = token_lists[start : start + size]
+        chunk_init = None if init is None else init[start : start + size]
+        results += _cram_chunk(model, chunk, config, chunk_init, on_step, max_tokens, spec)
+    return results
+
+
+def _cram_chunk(model, token_lists, config, init, on_step, max_tokens, spec) -> list[CramResult]:
+    outcomes = cram_batch(model, token_lists, config, init=init, on_step=on_step)
+    ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
+    with torch.no_grad():
+        base = token_stats(text_logits(model, ids, mask, None), ids[:, 1:], mask[:, 1:])
+        memory = torch.stack([o.memory for o in outcomes]).to(model.device)
+        decoded = greedy_decode(model, memory, ids[:, :1], ids.shape[1] - 1).cpu()
+    results = []
+    for i, (tokens, out) in enumerate(zip(token_lists, outcomes)):
+        n = len(tokens) - 1
+        mismatch = next((j for j in range(n) if int(decoded[i, j]) != tokens[j + 1]), None)
+        base_loss, base_acc = float(base.loss[i]), float(base.accuracy[i])
+        results.append(CramResult(
+            token_ids=list(tokens), num_tokens=len(tokens), num_predicted=n,
+            requested_tokens=max_tokens, base_loss=base_loss, base_accuracy=base_acc,
+            best_loss=out.loss, best_accuracy=out.accuracy,
+            token_gain=metrics.token_gain(out.accuracy, base_acc, n),
+            information_gain=metrics.information_gain(base_loss, out.loss, n),
+            information_gain_bits=metrics.nats_to_bits(
+                metrics.information_gain(base_loss, out.loss, n)),
+            min_margin=out.min_margin, steps=out.steps, best_step=out.best_step,
+            seconds=out.seconds, converged=out.converged, greedy_exact=mismatch is None,
+            first_mismatch=mismatch, text_sha256=text_sha256(tokens), model_spec=spec,
+            config=config.to_dict(), memory=out.memory, _model=model,
+        ))
+    return results

@@ -1,0 +1,179 @@
+"""The cramming engine: optimize [mem] vectors for a batch of texts at once. No I/O.
+
+Each sample has its own vectors and its own AdamW state (written out here, vectorized over
+the batch, so that a finished sample can leave the batch with its state). A sample finishes
+when every target is the argmax with at least `min_margin` to spare (the paper: 100%
+teacher-forced accuracy), or after `patience` steps without improvement, or at `max_steps`.
+The best state seen is kept, as in the paper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from cram_harness.adapter import init_memory, pad_right, text_logits, token_stats
+
+
+@dataclass(frozen=True)
+class CramConfig:
+    """Optimizer and stop rule; the defaults are the paper's protocol."""
+
+    n_mem: int = 1
+    lr: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.9)
+    weight_decay: float = 0.01
+    eps: float = 1e-8
+    max_steps: int = 5000
+    patience: int = 2000
+    min_margin: float = 0.0  # beyond the paper: > 0 makes greedy decoding exact (SPEC 3)
+    temperature: float = 1.0  # CE temperature of the training loss
+    dtype: str = "fp32"  # fp32, or bf16 autocast
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_mem < 1:
+            raise ValueError(f"n_mem must be at least 1, got {self.n_mem}")
+        if self.max_steps < 1 or self.patience < 1:
+            raise ValueError("max_steps and patience must be at least 1")
+        if self.lr <= 0 or self.temperature <= 0:
+            raise ValueError("lr and temperature must be positive")
+        if self.dtype not in ("fp32", "bf16"):
+            raise ValueError(f"dtype must be fp32 or bf16, got {self.dtype!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SampleOutcome:
+    """Best state of one sample. `memory` is (k, d) fp32 on the CPU."""
+
+    memory: torch.Tensor
+    accuracy: float
+    loss: float
+    min_margin: float
+    best_step: int
+    steps: int
+    seconds: float
+    converged: bool
+
+
+@dataclass
+class StepInfo:
+    """What a progress display may show after a step (the engine never prints)."""
+
+    step: int
+    active: int
+    finished: int
+    total: int
+    best_accuracy: float  # mean over the batch of each sample's best accuracy
+    mean_loss: float  # mean over the active samples of their current loss
+    extra: dict = field(default_factory=dict)
+
+
+def sample_seed(seed: int, token_ids: list[int], n_mem: int) -> int:
+    """Seed of one sample's init: from its own tokens, not its place in the batch."""
+    digest = hashlib.sha256(f"{seed}|{n_mem}|{token_ids}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def cram_batch(
+    model: torch.nn.Module,
+    token_ids: list[list[int]],
+    config: CramConfig = CramConfig(),
+    init: torch.Tensor | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+) -> list[SampleOutcome]:
+    """Optimize one set of [mem] vectors per text. `init` (B, k, d) warm-starts them."""
+    if any(len(t) < 2 for t in token_ids):
+        raise ValueError("every text needs at least 2 tokens (one seed, one to predict)")
+    device = model.device
+    n = len(token_ids)
+    if init is None:
+        seeds = [sample_seed(config.seed, t, config.n_mem) for t in token_ids]
+        init = init_memory(model, config.n_mem, seeds)
+    mem = init.detach().float().to(device).clone()
+    exp_avg = torch.zeros_like(mem)
+    exp_sq = torch.zeros_like(mem)
+    ids_all, mask_all = pad_right(token_ids, pad_id=0, device=device)
+    lengths = torch.tensor([len(t) for t in token_ids], device=device)
+
+    best_mem = mem.clone()
+    best_acc = torch.full((n,), -1.0, device=device)
+    best_loss = torch.full((n,), float("inf"), device=device)
+    best_margin = torch.full((n,), -float("inf"), device=device)
+    best_step = torch.zeros(n, dtype=torch.long, device=device)
+    since_best = torch.zeros(n, dtype=torch.long, device=device)
+    done_steps = torch.zeros(n, dtype=torch.long)
+    done_secs = torch.zeros(n, dtype=torch.float64)
+    converged = torch.zeros(n, dtype=torch.bool, device=device)
+
+    active = torch.arange(n, device=device)
+    beta1, beta2 = config.betas
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.dtype == "bf16")
+    start = time.perf_counter()
+    for step in range(1, config.max_steps + 1):
+        width = int(lengths[active].max())  # drop padding no active sample needs
+        ids, mask = ids_all[active, :width], mask_all[active, :width]
+        params = mem[active].requires_grad_(True)
+        with autocast:
+            logits = text_logits(model, ids, mask, params)
+        stats = token_stats(logits, ids[:, 1:], mask[:, 1:], config.temperature)
+        (grad,) = torch.autograd.grad(stats.loss.sum(), params)
+
+        # Score the state the gradient was taken at (the paper keeps the pre-update state).
+        acc, margin = stats.accuracy, stats.min_margin
+        perfect = acc >= 1.0
+        improved = (acc > best_acc[active]) | (
+            perfect & (best_acc[active] >= 1.0) & (margin > best_margin[active])
+        )
+        idx = active[improved]
+        best_mem[idx] = params.detach()[improved]
+        best_acc[idx] = acc[improved]
+        best_loss[idx] = stats.loss.detach()[improved]
+        best_margin[idx] = margin[improved]
+        best_step[idx] = step
+        since_best[active] = torch.where(improved, 0, since_best[active] + 1)
+        is_converged = perfect & (margin >= config.min_margin)
+        converged[active] = is_converged
+
+        # AdamW (decoupled weight decay), as torch.optim.AdamW does it.
+        with torch.no_grad():
+            p = mem[active]
+            p.mul_(1 - config.lr * config.weight_decay)
+            m = exp_avg[active].mul_(beta1).add_(grad, alpha=1 - beta1)
+            v = exp_sq[active].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            bias1, bias2 = 1 - beta1**step, 1 - beta2**step
+            denom = (v / bias2).sqrt_().add_(config.eps)
+            p.addcdiv_(m, denom, value=-config.lr / bias1)
+            mem[active], exp_avg[active], exp_sq[active] = p, m, v
+
+        finished = is_converged | (since_best[active] >= config.patience)
+        if step == config.max_steps:
+            finished = torch.ones_like(finished)
+        if bool(finished.any()):  # the one host sync per step: the stop rule needs it
+            gone = active[finished].cpu()
+            done_steps[gone] = step
+            done_secs[gone] = time.perf_counter() - start
+            active = active[~finished]
+        if on_step is not None:
+            on_step(StepInfo(step=step, active=len(active), finished=n - len(active), total=n,
+                             best_accuracy=float(best_acc.mean()),
+                             mean_loss=float(stats.loss.detach().mean())))
+        if len(active) == 0:
+            break
+
+    best_mem = best_mem.cpu()
+    return [
+        SampleOutcome(
+            memory=best_mem[i], accuracy=float(best_acc[i]), loss=float(best_loss[i]),
+            min_margin=float(best_margin[i]), best_step=int(best_step[i]),
+            steps=int(done_steps[i]), seconds=float(done_secs[i]), converged=bool(converged[i]),
+        )
+        for i in range(n)
+    ]

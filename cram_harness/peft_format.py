@@ -1,0 +1,134 @@
+"""Save and load [mem] vectors as a standard PEFT PROMPT_TUNING adapter plus `cram.json`.
+
+    DIR/adapter_config.json        PEFT's PromptTuningConfig
+    DIR/adapter_model.safetensors  {"prompt_embeddings": (k, d) float32}
+    DIR/cram.json                  what decoding needs and how the vectors were made
+
+Loading reads JSON and safetensors only: never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from cram_harness.errors import CramError
+
+WEIGHTS_NAME = "adapter_model.safetensors"
+CONFIG_NAME = "adapter_config.json"
+CRAM_NAME = "cram.json"
+PROMPT_KEY = "prompt_embeddings"
+
+
+def base_fingerprint(model: Any) -> dict[str, Any]:
+    """What an adapter must match: the shapes that give its vectors a meaning."""
+    cfg = getattr(model.config, "get_text_config", lambda: model.config)()
+    return {
+        "model_type": cfg.model_type,
+        "d_model": int(model.get_input_embeddings().weight.shape[1]),
+        "vocab_size": int(cfg.vocab_size),
+        "num_layers": int(getattr(cfg, "num_hidden_layers", 0) or 0),
+    }
+
+
+def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info: dict) -> Path:
+    """Write the adapter directory atomically (temp dir, then rename); returns its path."""
+    from peft import PromptTuningConfig, TaskType
+
+    memory = memory.detach().float().cpu().contiguous()
+    if memory.dim() != 2:
+        raise ValueError(f"expected (k, d) vectors, got shape {tuple(memory.shape)}")
+    cfg = getattr(model.config, "get_text_config", lambda: model.config)()
+    config = PromptTuningConfig(
+        task_type=TaskType.CAUSAL_LM,
+        num_virtual_tokens=memory.shape[0],
+        token_dim=memory.shape[1],
+        num_transformer_submodules=1,
+        num_attention_heads=getattr(cfg, "num_attention_heads", None),
+        num_layers=getattr(cfg, "num_hidden_layers", None),
+        base_model_name_or_path=getattr(model, "name_or_path", None),
+    )
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        config.save_pretrained(tmp)
+        save_file({PROMPT_KEY: memory}, str(tmp / WEIGHTS_NAME))
+        full_info = {**info, "base_model": base_fingerprint(model)}
+        (tmp / CRAM_NAME).write_text(json.dumps(full_info, indent=2) + "\n")
+        _replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_adapter(path: str | os.PathLike, model: Any) -> tuple[torch.Tensor, dict]:
+    """(vectors (k, d) fp32, cram.json contents) of an adapter made for this model."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CramError(f"adapter directory {path} does not exist")
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+        what = f"only pickle files ({', '.join(pickled)}), which are never loaded" if pickled else (
+            "no weights")
+        raise CramError(f"{path} has {what}: an adapter needs {WEIGHTS_NAME}")
+    config = _read_json(path / CONFIG_NAME)
+    if config.get("peft_type") != "PROMPT_TUNING":
+        raise CramError(
+            f"{path} is a {config.get('peft_type')} adapter: only PROMPT_TUNING adapters hold "
+            "[mem] vectors"
+        )
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise CramError(f"{weights} is damaged ({exc}): write the adapter again") from exc
+    if PROMPT_KEY not in tensors:
+        raise CramError(f"{weights} has no {PROMPT_KEY!r} tensor: not a prompt-tuning adapter")
+    memory = tensors[PROMPT_KEY].float()
+    d_model = int(model.get_input_embeddings().weight.shape[1])
+    if memory.dim() != 2 or memory.shape[1] != d_model:
+        raise CramError(
+            f"{path} holds vectors of shape {tuple(memory.shape)}, but this model's hidden size "
+            f"is {d_model}: load it with the base model it was made for"
+        )
+    info = _read_json(path / CRAM_NAME) if (path / CRAM_NAME).is_file() else {}
+    made_for = info.get("base_model")
+    if made_for and made_for != base_fingerprint(model):
+        raise CramError(
+            f"{path} was made for another base model ({made_for.get('model_type')}, "
+            f"spec {info.get('model_spec')!r}): load it with that model"
+        )
+    return memory, info
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CramError(f"{path} is missing: not a PEFT adapter directory") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CramError(f"{path} is not valid JSON ({exc}): write the adapter again") from exc
+    if not isinstance(data, dict):
+        raise CramError(f"{path} does not hold a JSON object")
+    return data

@@ -1,0 +1,60 @@
+"""Turning a text into the token sequence that is crammed, and model limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cram_harness.errors import CramError
+
+
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether the tokenizer puts BOS first (Llama 3, Gemma) or not (SmolLM2, GPT-2, Pythia)."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    ids = tokenizer("a").input_ids
+    return len(ids) > 0 and ids[0] == bos
+
+
+def encode_text(tokenizer: Any, text: str, max_tokens: int | None = None) -> list[int]:
+    """Text tokens truncated to `max_tokens`, with BOS in front where the tokenizer adds one.
+
+    The first token seeds decoding; the rest are predicted. A text with fewer tokens than
+    asked is used whole (callers record its real length)."""
+    if not isinstance(text, str) or not text.strip():
+        raise CramError("the text is empty or whitespace only: give at least two tokens of text")
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    if max_tokens is not None:
+        ids = ids[:max_tokens]
+    if adds_bos(tokenizer):
+        ids = [tokenizer.bos_token_id, *ids]
+    if len(ids) < 2:
+        raise CramError(
+            f"the text {text[:40]!r} has {len(ids)} token(s): at least 2 are needed "
+            "(one seeds decoding, the rest are predicted)"
+        )
+    return ids
+
+
+def context_length(model: Any) -> int | None:
+    """The model's maximum sequence length, where its config says it."""
+    cfg = getattr(model.config, "get_text_config", lambda: model.config)()
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_fits(model: Any, n_mem: int, max_tokens: int | None) -> None:
+    """Fail early, naming the limit, when [mem] + text cannot fit in the context."""
+    if n_mem < 1:
+        raise CramError(f"the number of [mem] vectors must be at least 1, got {n_mem}")
+    if max_tokens is not None and max_tokens < 1:
+        raise CramError(f"max_tokens must be at least 1, got {max_tokens}")
+    limit = context_length(model)
+    if limit is not None and max_tokens is not None and n_mem + max_tokens + 1 > limit:
+        raise CramError(
+            f"{max_tokens} tokens + {n_mem} [mem] vector(s) do not fit in the model's context "
+            f"of {limit} positions: ask for at most {limit - n_mem - 1} tokens"
+        )
