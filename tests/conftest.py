@@ -1,0 +1,115 @@
+"""Shared fixtures: tiny randomly initialised models of four architectures, a word-level
+tokenizer built in memory, and the shared Gutenberg novels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+GUTENBERG = SHARED / "data" / "gutenberg"
+
+WORDS = (
+    "the of and to a in that it was he i his you her with for had she as at on but not be "
+    "is my him by all said so have from they this were one which me what an there no would "
+    "when up out if then them been could into more some time do very now little did man"
+).split()
+
+
+def tiny_config(arch: str, vocab_size: int = 128):
+    from transformers import GemmaConfig, GPT2Config, GPTNeoXConfig, LlamaConfig
+    from transformers.models.gemma3 import Gemma3TextConfig
+
+    # A wide init makes the random models sensitive enough to their inputs that a few
+    # tokens can be crammed into one vector within tens of steps.
+    common = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                  initializer_range=0.5)
+    if arch == "llama":
+        return LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2,
+                           max_position_embeddings=256, **common)
+    if arch == "gpt_neox":
+        return GPTNeoXConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4, max_position_embeddings=256, **common)
+    if arch == "gpt2":
+        return GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=256, **common)
+    if arch == "gemma3":
+        return Gemma3TextConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                max_position_embeddings=256, sliding_window=64, **common)
+    if arch == "gemma":
+        return GemmaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                           max_position_embeddings=256, **common)
+    raise ValueError(arch)
+
+
+ARCHS = ["llama", "gpt_neox", "gpt2", "gemma3"]
+
+
+def make_tiny_model(arch: str = "llama", seed: int = 0, **overrides):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = tiny_config(arch)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    model = AutoModelForCausalLM.from_config(config)
+    model.eval().requires_grad_(False)
+    model.cram_spec = f"tiny-{arch}"
+    return model
+
+
+def make_word_tokenizer(add_bos: bool = False):
+    """A real fast tokenizer (word level) over WORDS, built offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[BOS]": 1, "[EOS]": 2, "[UNK]": 3}
+    for word in WORDS:
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single="[BOS] $A", special_tokens=[("[BOS]", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", bos_token="[BOS]",
+                                   eos_token="[EOS]", unk_token="[UNK]")
+
+
+def word_text(n_words: int, seed: int = 0) -> str:
+    gen = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(WORDS), (n_words,), generator=gen)
+    return " ".join(WORDS[i] for i in picks)
+
+
+@pytest.fixture(scope="session")
+def llama():
+    return make_tiny_model("llama")
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    return make_word_tokenizer()
+
+
+def pytest_configure(config):
+    # No hub here: fail fast instead of retrying. The GGUF cache (conversion is slow) is
+    # shared across test runs but kept out of $HOME unless the caller chose a place.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("CRAM_HARNESS_CACHE", "/tmp/cram-harness-test-cache")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real SmolLM2-135M (slow: ~20 s the first time, a few seconds from the cache)."""
+    from cram_harness.models import load_model
+
+    return load_model("smollm2-135m", device="cpu")
+
+
+def gutenberg_text(name: str = "14263-katrine-1909.txt", start: int = 20000, size: int = 2000):
+    return (GUTENBERG / name).read_text(encoding="utf-8")[start : start + size]

@@ -1,0 +1,60 @@
+import pytest
+
+import cram_harness
+from cram_harness import metrics
+from cram_harness.errors import CramError
+from cram_harness.tokens import adds_bos, encode_text
+from tests.conftest import make_tiny_model, make_word_tokenizer, word_text
+
+
+def test_cram_reports_the_papers_metrics():
+    model, tok = make_tiny_model("gpt2"), make_word_tokenizer()
+    texts = ["she was at the", word_text(12, seed=1)]
+    results = cram_harness.cram(model, texts, tokenizer=tok, lr=0.3, max_steps=60)
+    for text, r in zip(texts, results):
+        assert r.num_tokens == len(text.split()) and r.num_predicted == r.num_tokens - 1
+        assert r.token_gain == pytest.approx((r.best_accuracy - r.base_accuracy) * r.num_predicted)
+        assert r.information_gain == pytest.approx((r.base_loss - r.best_loss) * r.num_predicted)
+        assert r.information_gain_bits == pytest.approx(metrics.nats_to_bits(r.information_gain))
+        assert r.greedy_exact == (r.first_mismatch is None)
+        assert r.model_spec == "tiny-gpt2" and r.config["max_steps"] == 60
+        rec = r.record()
+        assert "memory" not in rec and rec["seed_token_ids"] == r.token_ids[:1]
+    assert results[0].converged and results[0].greedy_exact
+
+
+def test_greedy_mismatch_is_located():
+    model, tok = make_tiny_model("gpt2"), make_word_tokenizer()
+    (r,) = cram_harness.cram(model, word_text(40, seed=2), tokenizer=tok, lr=0.1, max_steps=3)
+    assert not r.greedy_exact and 0 <= r.first_mismatch < r.num_predicted
+
+
+def test_bos_tokenizer_seeds_with_bos():
+    tok = make_word_tokenizer(add_bos=True)
+    assert adds_bos(tok) and not adds_bos(make_word_tokenizer())
+    the, man = tok.convert_tokens_to_ids(["the", "man"])
+    assert encode_text(tok, "the man said", max_tokens=2) == [tok.bos_token_id, the, man]
+
+
+def test_short_text_is_used_whole_and_recorded():
+    model, tok = make_tiny_model("gpt2"), make_word_tokenizer()
+    (r,) = cram_harness.cram(model, "the man said", max_tokens=50, tokenizer=tok, max_steps=2)
+    assert r.num_tokens == 3 and r.requested_tokens == 50
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t", "the"])
+def test_texts_too_short_are_refused(text):
+    with pytest.raises(CramError, match="empty|at least 2"):
+        cram_harness.cram(make_tiny_model("gpt2"), text, tokenizer=make_word_tokenizer())
+
+
+def test_limits_are_checked_before_any_work():
+    model, tok = make_tiny_model("gpt2"), make_word_tokenizer()
+    with pytest.raises(CramError, match="context of 256 positions"):
+        cram_harness.cram(model, "the man", max_tokens=300, tokenizer=tok)
+    with pytest.raises(CramError, match="at least 1"):
+        cram_harness.cram(model, "the man", n_mem=0, tokenizer=tok)
+    with pytest.raises(CramError, match="bad engine option"):
+        cram_harness.cram(model, "the man", tokenizer=tok, learning_rate=3)
+    with pytest.raises(CramError, match="tokenizer"):
+        cram_harness.cram(model, "the man")

@@ -1,0 +1,112 @@
+import pytest
+import torch
+
+from cram_harness.adapter import init_memory, text_logits, token_stats
+from cram_harness.cramming import CramConfig, cram_batch, sample_seed
+from tests.conftest import make_tiny_model
+
+TEXTS = [[5, 9, 12, 7, 30, 8, 21, 40, 11, 3], [5, 44, 6], [17, 18, 19, 20, 21, 22]]
+
+
+def test_adamw_matches_torch_adamw():
+    model = make_tiny_model("llama")
+    tokens = TEXTS[0]
+    config = CramConfig(lr=0.05, max_steps=6, patience=100)
+    init = init_memory(model, 1, [sample_seed(0, tokens, 1)])
+    seen = []
+    cram_batch(model, [tokens], config, on_step=lambda info: seen.append(info.mean_loss))
+
+    param = torch.nn.Parameter(init.clone())
+    opt = torch.optim.AdamW([param], lr=0.05, betas=(0.9, 0.9), weight_decay=0.01, eps=1e-8)
+    ids = torch.tensor([tokens])
+    reference = []
+    for _ in range(6):
+        stats = token_stats(text_logits(model, ids, torch.ones_like(ids), param), ids[:, 1:],
+                            torch.ones_like(ids[:, 1:]))
+        reference.append(stats.loss.item())
+        opt.zero_grad()
+        stats.loss.sum().backward()
+        opt.step()
+    assert seen == pytest.approx(reference, rel=1e-5)
+
+
+def test_batch_of_different_lengths_equals_one_at_a_time():
+    model = make_tiny_model("gpt_neox")
+    config = CramConfig(lr=0.05, max_steps=40, patience=15)
+    batched = cram_batch(model, TEXTS, config)
+    for tokens, together in zip(TEXTS, batched):
+        (alone,) = cram_batch(model, [tokens], config)
+        assert together.steps == alone.steps
+        assert together.best_step == alone.best_step
+        assert together.accuracy == alone.accuracy
+        assert together.loss == pytest.approx(alone.loss, rel=1e-4)
+        assert torch.allclose(together.memory, alone.memory, atol=1e-3)
+
+
+def test_converged_sample_leaves_the_batch_and_stops_changing():
+    model = make_tiny_model("gpt2")
+    easy, hard = [5, 9, 12], list(range(4, 60))
+    config = CramConfig(lr=0.1, max_steps=120, patience=1000)
+    active = []
+    out_easy, out_hard = cram_batch(model, [easy, hard], config,
+                                    on_step=lambda info: active.append(info.active))
+    assert out_easy.converged and out_easy.accuracy == 1.0
+    assert out_easy.steps == out_easy.best_step < out_hard.steps
+    assert active[out_easy.steps - 1] == 1  # the batch shrank when it converged
+    (alone,) = cram_batch(model, [easy], config)
+    assert torch.allclose(out_easy.memory, alone.memory, atol=1e-3)
+
+
+def test_patience_stops_a_sample_that_no_longer_improves():
+    model = make_tiny_model("llama")
+    (out,) = cram_batch(model, [list(range(4, 80))], CramConfig(lr=1e-4, max_steps=500,
+                                                                patience=5))
+    assert not out.converged
+    assert out.steps - out.best_step == 5 and out.steps < 500
+
+
+def test_min_margin_makes_convergence_stricter():
+    model = make_tiny_model("gpt2")
+    tokens = [5, 9, 12, 7]
+    (plain,) = cram_batch(model, [tokens], CramConfig(lr=0.1, max_steps=300))
+    (strict,) = cram_batch(model, [tokens], CramConfig(lr=0.1, max_steps=300, min_margin=2.0))
+    assert plain.converged and strict.converged
+    assert strict.min_margin >= 2.0 > plain.min_margin
+    assert strict.steps > plain.steps
+
+
+def test_seed_reproduces_and_changes_results():
+    model = make_tiny_model("llama")
+    config = CramConfig(lr=0.05, max_steps=10)
+    a = cram_batch(model, TEXTS[:2], config)
+    b = cram_batch(model, TEXTS[:2], config)
+    c = cram_batch(model, TEXTS[:2], CramConfig(lr=0.05, max_steps=10, seed=1))
+    assert all(torch.equal(x.memory, y.memory) for x, y in zip(a, b))
+    assert not torch.equal(a[0].memory, c[0].memory)
+
+
+def test_warm_start_from_a_converged_state_stops_at_once():
+    model = make_tiny_model("gpt2")
+    tokens = [5, 9, 12, 7]
+    (first,) = cram_batch(model, [tokens], CramConfig(lr=0.1, max_steps=300))
+    assert first.converged
+    (again,) = cram_batch(model, [tokens], CramConfig(lr=0.1), init=first.memory[None])
+    assert again.converged and again.steps == 1
+    assert torch.equal(again.memory, first.memory)
+
+
+def test_bf16_autocast_runs():
+    model = make_tiny_model("llama")
+    (out,) = cram_batch(model, [[5, 9, 12, 7]], CramConfig(lr=0.1, max_steps=5, dtype="bf16"))
+    assert out.memory.dtype == torch.float32 and out.steps == 5
+
+
+@pytest.mark.parametrize("bad", [dict(n_mem=0), dict(max_steps=0), dict(lr=0), dict(dtype="fp8")])
+def test_bad_config_is_refused(bad):
+    with pytest.raises(ValueError):
+        CramConfig(**bad)
+
+
+def test_a_one_token_text_is_refused():
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        cram_batch(make_tiny_model("llama"), [[5]], CramConfig())

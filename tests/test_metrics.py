@@ -1,0 +1,55 @@
+import math
+
+import pytest
+
+from cram_harness import metrics
+
+
+def test_gains():
+    assert metrics.token_gain(0.9, 0.4, 100) == pytest.approx(50)
+    assert metrics.information_gain(3.0, 0.5, 10) == pytest.approx(25)
+    assert metrics.nats_to_bits(math.log(2)) == pytest.approx(1)
+
+
+@pytest.mark.parametrize(
+    "d, vocab, expected",
+    [(768, 50304, 787), (2048, 128256, 1931), (3072, 128256, 2897), (4096, 128256, 3862)],
+)
+def test_eq1_matches_the_papers_table(d, vocab, expected):
+    assert round(metrics.theoretical_capacity(d, vocab)) == expected
+
+
+def test_decoding_capacity_is_the_longest_length_at_threshold():
+    table = {8: [1.0, 1.0], 16: [1.0, 0.99], 32: [1.0, 0.9], 64: [0.5, 0.4]}
+    assert metrics.decoding_capacity(table) == 16
+    assert metrics.decoding_capacity({8: [0.5]}) is None
+    # Capacity is the largest passing length, even past a failing one (the paper's rule).
+    assert metrics.decoding_capacity({8: [1.0], 16: [0.5], 32: [1.0]}) == 32
+
+
+def test_full_vector_gains_use_only_full_vectors():
+    records = [
+        dict(best_accuracy=1.0, token_gain=10, information_gain=40, information_gain_bits=57.7),
+        dict(best_accuracy=0.9, token_gain=20, information_gain=100, information_gain_bits=144),
+        dict(best_accuracy=0.5, token_gain=30, information_gain=120, information_gain_bits=173),
+    ]
+    gains = metrics.full_vector_gains(records)
+    assert gains["token_gain"].mean == pytest.approx(25)
+    assert gains["token_gain"].std == pytest.approx(math.sqrt(50))
+    assert gains["token_gain"].n == 2
+    assert gains["information_gain"].stderr == pytest.approx(math.sqrt(200) / math.sqrt(2))
+
+
+def test_mean_std_edge_cases():
+    assert metrics.mean_std([3.0]) == metrics.MeanStd(3.0, 0.0, 0.0, 1)
+    assert metrics.mean_std([]).n == 0 and math.isnan(metrics.mean_std([]).mean)
+
+
+def test_accuracy_table_groups_by_length():
+    recs = [dict(length=16, best_accuracy=1.0), dict(length=8, best_accuracy=0.5),
+            dict(length=16, best_accuracy=0.75)]
+    assert metrics.accuracy_table(recs) == {8: [0.5], 16: [1.0, 0.75]}
+
+
+def test_utilization():
+    assert metrics.capacity_utilization(50, 200) == pytest.approx(0.25)
