@@ -84,6 +84,7 @@ def cram(
     init: torch.Tensor | None = None,
     device: str = "auto",
     on_step: Callable[[StepInfo], None] | None = None,
+    on_result: Callable[[int, CramResult], None] | None = None,
     **engine_options: Any,
 ) -> list[CramResult]:
     """Cram each text into `n_mem` [mem] vectors of a frozen causal LM.
@@ -91,6 +92,7 @@ def cram(
     `model_or_spec` is a spec for `load_model` or a loaded model (then pass `tokenizer`).
     `engine_options` are `CramConfig` fields (lr, max_steps, patience, min_margin, dtype, seed,
     ...); `init` (B, k, d) warm-starts the vectors, e.g. from a loaded adapter.
+    `on_result(index, result)` is called as each text finishes, before its batch does.
     """
     if isinstance(model_or_spec, str):
         model, tokenizer = load_model(model_or_spec, device=device)
@@ -113,33 +115,38 @@ def cram(
     for start in range(0, len(token_lists), size):
         chunk = token_lists[start : start + size]
         chunk_init = None if init is None else init[start : start + size]
-        results += _cram_chunk(model, chunk, config, chunk_init, on_step, max_tokens, spec)
+        results += _cram_chunk(model, chunk, start, config, chunk_init, on_step, on_result,
+                               max_tokens, spec)
     return results
 
 
-def _cram_chunk(model, token_lists, config, init, on_step, max_tokens, spec) -> list[CramResult]:
-    outcomes = cram_batch(model, token_lists, config, init=init, on_step=on_step)
+def _cram_chunk(model, token_lists, offset, config, init, on_step, on_result, max_tokens, spec):
     ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
     with torch.no_grad():
         base = token_stats(text_logits(model, ids, mask, None), ids[:, 1:], mask[:, 1:])
-        memory = torch.stack([o.memory for o in outcomes]).to(model.device)
-        decoded = greedy_decode(model, memory, ids[:, :1], ids.shape[1] - 1).cpu()
-    results = []
-    for i, (tokens, out) in enumerate(zip(token_lists, outcomes)):
+    results: dict[int, CramResult] = {}
+
+    def finish(i: int, out) -> None:
+        tokens = token_lists[i]
         n = len(tokens) - 1
-        mismatch = next((j for j in range(n) if int(decoded[i, j]) != tokens[j + 1]), None)
+        seed = torch.tensor([tokens[:1]], device=model.device)
+        decoded = greedy_decode(model, out.memory[None].to(model.device), seed, n)[0].tolist()
+        mismatch = next((j for j in range(n) if decoded[j] != tokens[j + 1]), None)
         base_loss, base_acc = float(base.loss[i]), float(base.accuracy[i])
-        results.append(CramResult(
+        info_gain = metrics.information_gain(base_loss, out.loss, n)
+        results[i] = CramResult(
             token_ids=list(tokens), num_tokens=len(tokens), num_predicted=n,
             requested_tokens=max_tokens, base_loss=base_loss, base_accuracy=base_acc,
             best_loss=out.loss, best_accuracy=out.accuracy,
             token_gain=metrics.token_gain(out.accuracy, base_acc, n),
-            information_gain=metrics.information_gain(base_loss, out.loss, n),
-            information_gain_bits=metrics.nats_to_bits(
-                metrics.information_gain(base_loss, out.loss, n)),
+            information_gain=info_gain, information_gain_bits=metrics.nats_to_bits(info_gain),
             min_margin=out.min_margin, steps=out.steps, best_step=out.best_step,
             seconds=out.seconds, converged=out.converged, greedy_exact=mismatch is None,
             first_mismatch=mismatch, text_sha256=text_sha256(tokens), model_spec=spec,
             config=config.to_dict(), memory=out.memory, _model=model,
-        ))
-    return results
+        )
+        if on_result is not None:
+            on_result(offset + i, results[i])
+
+    cram_batch(model, token_lists, config, init=init, on_step=on_step, on_finish=finish)
+    return [results[i] for i in range(len(token_lists))]

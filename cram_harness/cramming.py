@@ -88,8 +88,12 @@ def cram_batch(
     config: CramConfig = CramConfig(),
     init: torch.Tensor | None = None,
     on_step: Callable[[StepInfo], None] | None = None,
+    on_finish: Callable[[int, SampleOutcome], None] | None = None,
 ) -> list[SampleOutcome]:
-    """Optimize one set of [mem] vectors per text. `init` (B, k, d) warm-starts them."""
+    """Optimize one set of [mem] vectors per text. `init` (B, k, d) warm-starts them.
+
+    `on_finish(index, outcome)` is called as each sample leaves the batch, so callers can
+    store it before the rest of the batch is done."""
     if any(len(t) < 2 for t in token_ids):
         raise ValueError("every text needs at least 2 tokens (one seed, one to predict)")
     device = model.device
@@ -112,6 +116,15 @@ def cram_batch(
     done_steps = torch.zeros(n, dtype=torch.long)
     done_secs = torch.zeros(n, dtype=torch.float64)
     converged = torch.zeros(n, dtype=torch.bool, device=device)
+
+    outcomes: list[SampleOutcome | None] = [None] * n
+
+    def _outcome(i: int) -> SampleOutcome:
+        return SampleOutcome(
+            memory=best_mem[i].cpu(), accuracy=float(best_acc[i]), loss=float(best_loss[i]),
+            min_margin=float(best_margin[i]), best_step=int(best_step[i]),
+            steps=int(done_steps[i]), seconds=float(done_secs[i]), converged=bool(converged[i]),
+        )
 
     active = torch.arange(n, device=device)
     beta1, beta2 = config.betas
@@ -161,6 +174,10 @@ def cram_batch(
             done_steps[gone] = step
             done_secs[gone] = time.perf_counter() - start
             active = active[~finished]
+            for i in gone.tolist():
+                outcomes[i] = _outcome(i)
+                if on_finish is not None:
+                    on_finish(i, outcomes[i])
         if on_step is not None:
             on_step(StepInfo(step=step, active=len(active), finished=n - len(active), total=n,
                              best_accuracy=float(best_acc.mean()),
@@ -168,12 +185,4 @@ def cram_batch(
         if len(active) == 0:
             break
 
-    best_mem = best_mem.cpu()
-    return [
-        SampleOutcome(
-            memory=best_mem[i], accuracy=float(best_acc[i]), loss=float(best_loss[i]),
-            min_margin=float(best_margin[i]), best_step=int(best_step[i]),
-            steps=int(done_steps[i]), seconds=float(done_secs[i]), converged=bool(converged[i]),
-        )
-        for i in range(n)
-    ]
+    return outcomes  # every sample finished: the last step finishes all that remain

@@ -84,7 +84,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CramError(f"device {device!r} asked for, but torch sees no CUDA GPU: use --device cpu")
+        raise CramError(f"device {device!r} asked for, but torch sees no CUDA GPU: use cpu")
     return device
 
 
@@ -113,8 +113,14 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, 
         return _from_hub(repo, revision or None, dtype, trust_remote_code)
     if spec.startswith("gguf:"):
         return _from_gguf(Path(spec[5:]).expanduser(), dtype)
-    if spec in ALIASES:
-        return _from_gguf(ALIASES[spec](), dtype)
+    from cram_harness.registry import model_aliases
+
+    aliases = model_aliases()
+    if spec in aliases:
+        target = Path(aliases[spec]())
+        if target.is_dir():
+            return _from_pretrained(str(target), dtype)
+        return _from_gguf(target, dtype)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -122,11 +128,11 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, 
         return _from_pretrained(str(path), dtype, trust_remote_code=trust_remote_code)
     if path.suffix == ".gguf" and path.is_file():
         return _from_gguf(path, dtype)
-    close = difflib.get_close_matches(spec, list(ALIASES), n=1)
+    close = difflib.get_close_matches(spec, list(aliases), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise CramError(
         f"unknown model {spec!r}{hint}: use hf:<repo>[@revision], a local directory, "
-        f"gguf:<file>, or an alias ({', '.join(sorted(ALIASES))})"
+        f"gguf:<file>, or an alias ({', '.join(sorted(aliases))})"
     )
 
 

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from cram_harness.adapter import (
-    MemPrefix, greedy_decode, init_memory, init_std, pad_right, text_logits, token_stats,
+    MemPrefix,
+    greedy_decode,
+    init_memory,
+    init_std,
+    pad_right,
+    text_logits,
+    token_stats,
 )
 from tests.conftest import ARCHS, make_tiny_model
 
@@ -37,7 +43,8 @@ def test_padding_never_changes_a_samples_logits(arch):
     ids, mask = pad_right(texts, 0, "cpu")
     batched = text_logits(model, ids, mask, mem)
     for i, tokens in enumerate(texts):
-        alone = text_logits(model, torch.tensor([tokens]), torch.ones(1, len(tokens)), mem[i : i + 1])
+        one = torch.tensor([tokens])
+        alone = text_logits(model, one, torch.ones_like(one), mem[i : i + 1])
         assert torch.allclose(batched[i, : len(tokens) - 1], alone[0], atol=1e-4)
 
 

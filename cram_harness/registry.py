@@ -1,0 +1,107 @@
+"""Registries of tasks, model aliases and data sources: plain dicts, filled from the
+built-in files and from third-party packages' entry points.
+
+Entry-point groups:
+    cram_harness.tasks   -> a directory path, or a callable returning one (holding task YAML)
+    cram_harness.models  -> a callable returning a GGUF path or a model directory (an alias)
+    cram_harness.data    -> a DataSource factory, used as `source: {kind: <name>}`
+
+Nothing here imports torch: `cram-eval ls` stays instant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from cram_harness.errors import CramError
+from cram_harness.task import GroupConfig, TaskConfig, parse_file
+
+
+def builtin_task_dirs() -> list[Path]:
+    """Task YAML shipped in the wheel (cram_harness/tasks) or in a checkout (./tasks)."""
+    here = Path(__file__).resolve().parent
+    return [d for d in (here / "tasks", here.parent / "tasks") if d.is_dir()][:1]
+
+
+def _entry_points(group: str):
+    return list(entry_points(group=group))
+
+
+def plugin_task_dirs() -> list[Path]:
+    dirs = []
+    for ep in _entry_points("cram_harness.tasks"):
+        target = ep.load()
+        dirs.append(Path(target() if callable(target) else target))
+    return dirs
+
+
+@functools.lru_cache(maxsize=None)
+def _load_tasks(extra: tuple[str, ...]) -> dict[str, TaskConfig | GroupConfig]:
+    found: dict[str, TaskConfig | GroupConfig] = {}
+    for directory in [*builtin_task_dirs(), *plugin_task_dirs(), *map(Path, extra)]:
+        for path in sorted(directory.rglob("*.yaml")):
+            item = parse_file(path)
+            if item.name in found:
+                raise CramError(f"{path}: task name {item.name!r} is already defined in "
+                                f"{found[item.name].path}")
+            found[item.name] = item
+    return found
+
+
+def all_tasks(include: Iterable[str] = ()) -> dict[str, TaskConfig | GroupConfig]:
+    """Every registered task and group, by name; `include` adds directories of YAML."""
+    return _load_tasks(tuple(str(p) for p in include))
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> CramError:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known[:12])}"
+    return CramError(f"unknown {kind} {name!r}: {hint} (`cram-eval ls {kind}s` lists them)")
+
+
+def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[TaskConfig]:
+    """Task configs for names of tasks or groups, groups expanded, duplicates dropped."""
+    registry = all_tasks(include)
+    out: dict[str, TaskConfig] = {}
+
+    def add(name: str, seen: tuple[str, ...] = ()) -> None:
+        if name not in registry:
+            raise unknown_name("task", name, registry)
+        item = registry[name]
+        if isinstance(item, GroupConfig):
+            if name in seen:
+                raise CramError(f"{item.path}: group {name!r} includes itself")
+            for sub in item.tasks:
+                add(sub, (*seen, name))
+        else:
+            out.setdefault(name, item)
+
+    for name in names:
+        add(name)
+    if not out:
+        raise CramError("no tasks given: pass --tasks NAME[,NAME...] (`cram-eval ls tasks`)")
+    return list(out.values())
+
+
+def model_aliases() -> dict[str, object]:
+    """Built-in offline aliases plus those that plugins register."""
+    from cram_harness.models import ALIASES
+
+    aliases: dict[str, object] = dict(ALIASES)
+    for ep in _entry_points("cram_harness.models"):
+        aliases.setdefault(ep.name, lambda ep=ep: ep.load()())
+    return aliases
+
+
+def data_sources() -> dict[str, object]:
+    from cram_harness.data import SOURCES
+
+    sources: dict[str, object] = dict(SOURCES)
+    for ep in _entry_points("cram_harness.data"):
+        sources.setdefault(ep.name, ep.load())
+    return sources

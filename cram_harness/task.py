@@ -1,0 +1,106 @@
+"""A task is data: a YAML file naming a data source, a length sweep and the metrics to read.
+
+    task: capacity_pg19          # the name users pass to --tasks
+    kind: capacity               # capacity | token_gain | info_gain | mem_scaling
+    dataset: pg19                # tasks of one dataset share their optimization runs
+    source: {kind: hf, repo: yurakuratov/pg19_valid_1k_chunks, split: test}
+    lengths: [8, 16, 32, ...]    # token lengths L of the sweep
+    mem_tokens: [1]              # numbers of [mem] vectors k
+    num_samples: 50
+    stop_below: 0.5              # stop climbing once a length's mean accuracy is below this
+    version: 1
+
+A group is `group: NAME` with `tasks: [...]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cram_harness.errors import CramError
+
+KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    kind: str
+    dataset: str
+    source: dict
+    lengths: tuple[int, ...]
+    mem_tokens: tuple[int, ...] = (1,)
+    num_samples: int = 50
+    stop_below: float | None = 0.5
+    threshold: float = 0.99
+    version: int = 1
+    description: str = ""
+    path: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    name: str
+    tasks: tuple[str, ...]
+    description: str = ""
+    path: str = ""
+
+
+_REQUIRED = ("kind", "dataset", "source", "lengths")
+_OPTIONAL = ("mem_tokens", "num_samples", "stop_below", "threshold", "version", "description")
+
+
+def parse_file(path: Path) -> TaskConfig | GroupConfig:
+    """Read one task or group YAML; a malformed file names the file and the key."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CramError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise CramError(f"{path}: a task file must hold a mapping with a 'task' or 'group' key")
+    if "group" in data:
+        return _parse_group(path, data)
+    if "task" not in data:
+        raise CramError(f"{path}: missing key 'task' (or 'group')")
+    unknown = set(data) - {"task", *_REQUIRED, *_OPTIONAL}
+    if unknown:
+        raise CramError(f"{path}: unknown key {sorted(unknown)[0]!r} "
+                        f"(known: task, {', '.join(_REQUIRED + _OPTIONAL)})")
+    for key in _REQUIRED:
+        if key not in data:
+            raise CramError(f"{path}: missing key {key!r}")
+    if data["kind"] not in KINDS:
+        raise CramError(f"{path}: key 'kind' is {data['kind']!r}, expected one of {KINDS}")
+    if not isinstance(data["source"], dict) or "kind" not in data["source"]:
+        raise CramError(f"{path}: key 'source' must be a mapping with a 'kind'")
+    opts = {k: data[k] for k in _OPTIONAL if k in data}
+    if "mem_tokens" in opts:
+        opts["mem_tokens"] = _positive_ints(path, "mem_tokens", opts["mem_tokens"])
+    if "num_samples" in opts:
+        opts["num_samples"] = _positive_ints(path, "num_samples", [opts["num_samples"]])[0]
+    return TaskConfig(name=str(data["task"]), kind=data["kind"], dataset=str(data["dataset"]),
+                      source=dict(data["source"]),
+                      lengths=_positive_ints(path, "lengths", data["lengths"]),
+                      path=str(path), **opts)
+
+
+def _parse_group(path: Path, data: dict) -> GroupConfig:
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        raise CramError(f"{path}: key 'tasks' must be a non-empty list of task names")
+    return GroupConfig(name=str(data["group"]), tasks=tuple(tasks),
+                       description=str(data.get("description", "")), path=str(path))
+
+
+def _positive_ints(path: Path, key: str, value: object) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise CramError(f"{path}: key {key!r} must be a non-empty list of positive integers")
+    return tuple(sorted(set(value)))
