@@ -109,6 +109,22 @@ def cram(
         raise CramError(f"bad engine option: {exc}") from exc
     check_fits(model, n_mem, max_tokens)
     token_lists = [encode_text(tokenizer, t, max_tokens) for t in texts]
+    return cram_token_ids(model, token_lists, config, batch_size=batch_size, init=init,
+                          on_step=on_step, on_result=on_result, max_tokens=max_tokens)
+
+
+def cram_token_ids(
+    model: Any,
+    token_lists: list[list[int]],
+    config: CramConfig,
+    *,
+    batch_size: int | None = None,
+    init: torch.Tensor | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_result: Callable[[int, CramResult], None] | None = None,
+    max_tokens: int | None = None,
+) -> list[CramResult]:
+    """`cram` on token sequences already encoded (seed token first), in batches."""
     size = batch_size or len(token_lists)
     spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")
     results: list[CramResult] = []

@@ -98,6 +98,19 @@ def model_aliases() -> dict[str, object]:
     return aliases
 
 
+def make_source(spec: dict):
+    """A data source from its task-YAML mapping: {kind: NAME, option: value, ...}."""
+    sources = data_sources()
+    kind = spec.get("kind")
+    if kind not in sources:
+        raise unknown_name("data source", str(kind), sources)
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    try:
+        return sources[kind](**options)
+    except TypeError as exc:
+        raise CramError(f"data source {kind!r}: bad options {sorted(options)} ({exc})") from exc
+
+
 def data_sources() -> dict[str, object]:
     from cram_harness.data import SOURCES
 

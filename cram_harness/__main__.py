@@ -1,0 +1,3 @@
+from cram_harness.cli import main
+
+main()

@@ -1,0 +1,256 @@
+"""evaluate(models, tasks, ...): the one entry point the CLI and Python users share.
+
+For each model, the tasks' length sweeps are planned per dataset and number of [mem]
+vectors, so tasks of one dataset share their optimization runs. Each finished sample is
+appended at once to the model's record file; a rerun finds it there and does no work.
+The results file is written when every task of the model is done.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cram_harness import metrics
+from cram_harness.display import Display
+from cram_harness.errors import CramError
+from cram_harness.outputs import check_writable, model_dir, write_results
+from cram_harness.records import RecordStore, record_key
+from cram_harness.registry import resolve_tasks
+from cram_harness.results import build_results
+from cram_harness.task import TaskConfig
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a user can set for a run; written into the results file."""
+
+    limit: int | None = None
+    lengths: tuple[int, ...] | None = None
+    mem_tokens: tuple[int, ...] | None = None
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    seed: int = 0
+    max_steps: int | None = None
+    lr: float | None = None
+    min_margin: float | None = None
+    data_files: str | None = None
+    stop_below: float | None = None  # None: each task's own; 0 runs the whole grid
+    output_path: str = "results"
+    include_path: tuple[str, ...] = ()
+    trust_remote_code: bool = False
+
+    def engine_options(self, n_mem: int, dtype: Any) -> dict:
+        import torch
+
+        opts: dict[str, Any] = {"n_mem": n_mem, "seed": self.seed,
+                                "dtype": "bf16" if dtype == torch.bfloat16 else "fp32"}
+        for name in ("max_steps", "lr", "min_margin"):
+            if getattr(self, name) is not None:
+                opts[name] = getattr(self, name)
+        return opts
+
+
+@dataclass
+class Sweep:
+    """One dataset's length sweep at one number of [mem] vectors, shared by its tasks."""
+
+    dataset: str
+    source: dict
+    n_mem: int
+    lengths: list[int]
+    num_samples: int
+    stop_below: float | None
+    tasks: list[str] = field(default_factory=list)
+    keys: dict[int, list[str]] = field(default_factory=dict)  # length -> record keys
+    short: dict[int, int] = field(default_factory=dict)  # length -> texts shorter than it
+    stopped: dict | None = None
+
+
+def evaluate(
+    models: str | list[str], tasks: str | list[str], settings: RunSettings = RunSettings(),
+    display: Display | None = None,
+) -> list[dict]:
+    """Run tasks on each model in turn; returns one results dict per model."""
+    models = [m for m in ([models] if isinstance(models, str) else models) if m]
+    names = [t for t in ([tasks] if isinstance(tasks, str) else tasks) if t]
+    if not models:
+        raise CramError("no model given: pass --model SPEC (`cram-eval ls models`)")
+    task_cfgs = resolve_tasks(names, settings.include_path)
+    _check_settings(settings)
+    check_writable(Path(settings.output_path))
+    sources = _load_sources(task_cfgs, settings)  # data errors surface before any model loads
+    display = display or Display()
+    all_results = []
+    for spec in models:
+        all_results.append(_evaluate_model(spec, names, task_cfgs, sources, settings, display))
+        gc.collect()
+    return all_results
+
+
+def _check_settings(s: RunSettings) -> None:
+    for name in ("lengths", "mem_tokens"):
+        values = getattr(s, name)
+        if values is not None and (not values or any(v < 1 for v in values)):
+            raise CramError(f"--{name.replace('_', '-')} must be positive integers, got {values}")
+    if s.limit is not None and s.limit < 1:
+        raise CramError(f"--limit must be at least 1, got {s.limit}")
+    if s.batch_size < 1:
+        raise CramError(f"--batch-size must be at least 1, got {s.batch_size}")
+
+
+def _source_spec(task: TaskConfig, settings: RunSettings) -> dict:
+    if settings.data_files:
+        return {"kind": "local", "path": settings.data_files}
+    return task.source
+
+
+def _load_sources(task_cfgs: list[TaskConfig], settings: RunSettings) -> dict[str, list]:
+    """Texts per source (keyed by its JSON), loaded once whatever the number of tasks."""
+    from cram_harness.registry import make_source
+
+    loaded: dict[str, list] = {}
+    limit = settings.limit or max(t.num_samples for t in task_cfgs)
+    for task in task_cfgs:
+        spec = _source_spec(task, settings)
+        key = json.dumps(spec, sort_keys=True)
+        if key not in loaded:
+            loaded[key] = make_source(spec).texts(limit=limit, seed=settings.seed)
+            if not loaded[key]:
+                raise CramError(f"data source {spec} gave no texts: check its path or options")
+    return loaded
+
+
+def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Sweep]:
+    sweeps: dict[tuple, Sweep] = {}
+    for task in task_cfgs:
+        source = _source_spec(task, settings)
+        for k in settings.mem_tokens or task.mem_tokens:
+            key = (task.dataset, json.dumps(source, sort_keys=True), k)
+            lengths = settings.lengths or task.lengths
+            n = settings.limit or task.num_samples
+            stop = task.stop_below if settings.stop_below is None else settings.stop_below
+            if key not in sweeps:
+                sweeps[key] = Sweep(task.dataset, source, k, sorted(set(lengths)), n, stop)
+            sweep = sweeps[key]
+            sweep.lengths = sorted(set(sweep.lengths) | set(lengths))
+            sweep.num_samples = max(sweep.num_samples, n)
+            if stop is None or sweep.stop_below is None:
+                sweep.stop_below = None
+            else:
+                sweep.stop_below = min(sweep.stop_below, stop)
+            sweep.tasks.append(task.name)
+    return list(sweeps.values())
+
+
+def _evaluate_model(spec, names, task_cfgs, sources, settings, display) -> dict:
+    from cram_harness.models import load_model
+
+    started = time.time()
+    display.model_start(spec)
+    model, tokenizer = load_model(spec, dtype=settings.dtype, device=settings.device,
+                                  trust_remote_code=settings.trust_remote_code)
+    info = model_info(model, tokenizer)
+    load_s = time.time() - started
+    display.model_loaded(spec, info, load_s)
+    out_dir = model_dir(Path(settings.output_path), spec)
+    store = RecordStore(out_dir / "records.jsonl")
+    sweeps = plan_sweeps(task_cfgs, settings)
+    opt_s = 0.0
+    for sweep in sweeps:
+        opt_s += _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings,
+                            display)
+    results, samples = build_results(
+        spec=spec, requested=names, task_cfgs=task_cfgs, sweeps=sweeps, store=store,
+        model_info=info, settings=asdict(settings),
+        timings={"model_load_s": load_s, "optimization_s": opt_s,
+                 "total_s": time.time() - started},
+        device=str(model.device), include_path=settings.include_path)
+    results["results_file"] = str(write_results(out_dir, results, samples))
+    del model
+    _free_accelerator_memory()
+    return results
+
+
+def model_info(model: Any, tokenizer: Any) -> dict:
+    from cram_harness.peft_format import base_fingerprint
+    from cram_harness.tokens import adds_bos, context_length
+
+    fp = base_fingerprint(model)
+    return {
+        "model_type": fp["model_type"], "d_model": fp["d_model"], "vocab_size": fp["vocab_size"],
+        "num_layers": fp["num_layers"], "context_length": context_length(model),
+        "adds_bos": adds_bos(tokenizer),
+        "eq1_capacity": metrics.theoretical_capacity(fp["d_model"], fp["vocab_size"]),
+        "dtype": str(model.dtype).replace("torch.", ""),
+    }
+
+
+def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, display) -> float:
+    from cram_harness.api import cram_token_ids, text_sha256
+    from cram_harness.cramming import CramConfig
+    from cram_harness.tokens import encode_text
+
+    texts = sources[json.dumps(sweep.source, sort_keys=True)][: sweep.num_samples]
+    config = CramConfig(**settings.engine_options(sweep.n_mem, model.dtype))
+    optimizer = {k: v for k, v in config.to_dict().items() if k != "n_mem"}
+    limit = info["context_length"]
+    label = "+".join(sweep.tasks) if len(sweep.tasks) < 3 else f"{sweep.dataset} tasks"
+    seconds = 0.0
+    bos = 1 if info["adds_bos"] else 0
+    for length in sweep.lengths:
+        if limit is not None and length + sweep.n_mem + bos > limit:
+            display.warn(f"lengths from {length} up are dropped: {length} tokens + "
+                         f"{sweep.n_mem} [mem] do not fit in the context of {limit}")
+            sweep.stopped = {"length": length, "reason": f"context of {limit} positions"}
+            break
+        jobs, keys, short = [], [], 0
+        for sample in texts:
+            tokens = encode_text(tokenizer, sample.text, length)
+            if len(tokens) - bos < length:
+                short += 1  # recorded as such, never run at a length it does not reach
+                continue
+            key = record_key(spec, text_sha256(tokens), length, sweep.n_mem, optimizer)
+            keys.append(key)
+            if key not in store:
+                jobs.append((key, sample.id, tokens))
+        sweep.keys[length], sweep.short[length] = keys, short
+        if not keys:
+            display.warn(f"{sweep.dataset}: no text has {length} tokens; the sweep stops here")
+            sweep.stopped = {"length": length, "reason": "no text is that long"}
+            break
+        display.length_start(label, sweep.n_mem, length, len(jobs), len(keys) - len(jobs))
+
+        def store_result(i: int, result: Any, jobs=jobs, length=length) -> None:
+            key, sample_id, _ = jobs[i]
+            record = {**result.record(), "key": key, "dataset": sweep.dataset,
+                      "sample_id": sample_id, "length": length, "n_mem": sweep.n_mem}
+            store.append(record)
+            display.sample_done(record)
+
+        t0 = time.time()
+        if jobs:
+            cram_token_ids(model, [tokens for _, _, tokens in jobs], config,
+                           batch_size=settings.batch_size, on_step=display.step,
+                           on_result=store_result, max_tokens=length)
+        seconds += time.time() - t0
+        mean_acc = sum(store.get(k)["best_accuracy"] for k in keys) / len(keys)
+        display.length_done(label, sweep.n_mem, length, mean_acc)
+        if sweep.stop_below and mean_acc < sweep.stop_below:
+            sweep.stopped = {"length": length, "reason": (
+                f"mean best accuracy {mean_acc:.3f} fell below the floor {sweep.stop_below}")}
+            break
+    return seconds
+
+
+def _free_accelerator_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,59 @@
+"""Where results go: one directory per model under the output path, files written whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from cram_harness.errors import CramError
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any optimization if results could not be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise CramError(f"cannot write to the output path {path} ({exc.strerror}): "
+                        "choose another with --output-path") from exc
+
+
+def model_dir(output: Path, spec: str) -> Path:
+    """results/<model slug>: hf:org/name@rev -> hf__org__name@rev."""
+    slug = re.sub(r"[^A-Za-z0-9._@-]+", "__", spec.strip("/")).strip("_") or "model"
+    return output / slug
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    text = json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=True) + "\n"
+    write_text_atomic(path, text)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results(out_dir: Path, results: dict, samples: dict[str, list[dict]]) -> Path:
+    """results_<time>.json and samples_<task>_<time>.jsonl, like lm-eval's --log_samples."""
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
+    for task, records in samples.items():
+        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        write_text_atomic(out_dir / f"samples_{task}_{stamp}.jsonl", lines)
+    path = out_dir / f"results_{stamp}.json"
+    write_json_atomic(path, results)
+    return path

@@ -1,0 +1,80 @@
+"""Per-sample record files: JSON lines appended whole, one per finished sample.
+
+A record's key hashes what makes it reusable (model and revision, text hash, length,
+number of [mem] vectors, optimizer settings), so a rerun skips every finished sample.
+Appends take an exclusive lock and write one whole line with fsync, so two processes
+never interleave; a damaged line (a run killed mid-write) is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def record_key(model: str, text_sha256: str, length: int, n_mem: int, optimizer: dict) -> str:
+    blob = json.dumps([model, text_sha256, length, n_mem, optimizer], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class RecordStore:
+    """One JSONL file of records, indexed by key in memory."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._records: dict[str, dict] = {}
+        for rec in read_records(self.path):
+            self._records[rec["key"]] = rec
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._records
+
+    def get(self, key: str) -> dict | None:
+        return self._records.get(key)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def append(self, record: dict) -> None:
+        if "key" not in record:
+            raise ValueError("a record needs a 'key'")
+        line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                f.seek(0, os.SEEK_END)
+                if f.tell() > 0:  # a run killed mid-write may have left a partial line
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        line = "\n" + line
+                f.write(line.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+        self._records[record["key"]] = record
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """Yield the whole, valid records of a file; warn about and skip damaged lines."""
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith("\n"):
+                warnings.warn(f"{path}:{number}: incomplete last line skipped "
+                              "(a run stopped mid-write)", stacklevel=2)
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                warnings.warn(f"{path}:{number}: damaged record skipped", stacklevel=2)
+                continue
+            if isinstance(rec, dict) and "key" in rec:
+                yield rec

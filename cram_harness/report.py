@@ -1,0 +1,133 @@
+"""Tables from results files: the paper's Table 1 per model, and the leaderboard.
+Reads JSON only; no torch."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from cram_harness.errors import CramError
+
+COLUMNS = [
+    ("model", "model"),
+    ("dataset", "dataset"),
+    ("d_model", "d_model"),
+    ("eq1", "Eq. 1"),
+    ("capacity", "capacity"),
+    ("greedy_capacity", "greedy capacity"),
+    ("token_gain", "token gain"),
+    ("information_gain", "info gain (nats)"),
+    ("information_gain_bits", "info gain (bits)"),
+    ("utilization", "utilization"),
+]
+FORMATS = ("table", "markdown", "csv", "html")
+
+
+def load_results(paths: Iterable[str | Path]) -> list[dict]:
+    """Results files, from files or directories (searched recursively for results_*.json);
+    for each model the newest file wins."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(p.rglob("results_*.json"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise CramError(f"{p} does not exist: give results files or directories")
+    if not files:
+        raise CramError(f"no results_*.json found in {', '.join(map(str, paths))}")
+    loaded = []
+    for f in files:
+        try:
+            data = json.loads(f.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CramError(f"{f} is not a results file ({exc})") from exc
+        if not isinstance(data, dict) or "results" not in data:
+            raise CramError(f"{f} is not a cram-eval results file (no 'results' key)")
+        data.setdefault("results_file", str(f))
+        loaded.append(data)
+    return loaded
+
+
+def _metric(task: dict, name: str):
+    return task.get(f"{name},none")
+
+
+def table1_rows(results: list[dict]) -> list[dict]:
+    """One row per model and dataset, in the shape of the paper's Table 1."""
+    rows: dict[tuple, dict] = {}
+    for res in results:
+        info = res.get("model_info", {})
+        for name, task in res["results"].items():
+            dataset = res.get("configs", {}).get(name, {}).get("dataset", "?")
+            row = rows.setdefault((res["model_name"], dataset), {
+                "model": res["model_name"], "dataset": dataset, "d_model": info.get("d_model"),
+                "eq1": info.get("eq1_capacity")})
+            for metric, col in (("decoding_capacity", "capacity"),
+                                ("greedy_capacity", "greedy_capacity"),
+                                ("capacity_utilization", "utilization")):
+                if _metric(task, metric) is not None:
+                    row[col] = _metric(task, metric)
+            for metric in ("token_gain", "information_gain", "information_gain_bits"):
+                if _metric(task, metric) is not None:
+                    row[metric] = (_metric(task, metric), _metric(task, f"{metric}_std"))
+    return sorted(rows.values(), key=lambda r: (r["dataset"], -(r.get("capacity") or 0)))
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        mean, std = value
+        if mean is None:
+            return "-"
+        return f"{mean:.1f} ± {std:.1f}" if std is not None else f"{mean:.1f}"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def render(rows: list[dict], fmt_name: str = "table") -> str:
+    """Rows as markdown, csv or html text ('table' is drawn by `rich_table`)."""
+    header = [title for _, title in COLUMNS]
+    cells = [[fmt(row.get(key)) for key, _ in COLUMNS] for row in rows]
+    if fmt_name == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        return "\n".join(lines) + "\n"
+    if fmt_name == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow([key for key, _ in COLUMNS])
+        for row in rows:
+            writer.writerow([_csv_value(row.get(key)) for key, _ in COLUMNS])
+        return buf.getvalue()
+    if fmt_name == "html":
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells)
+        return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cram-harness "
+                "leaderboard</title></head><body>\n<table>\n<thead><tr>" + head +
+                "</tr></thead>\n<tbody>" + body + "</tbody>\n</table>\n</body></html>\n")
+    raise CramError(f"unknown format {fmt_name!r}: use one of {', '.join(FORMATS)}")
+
+
+def _csv_value(value):
+    if isinstance(value, tuple):
+        return value[0]
+    return "" if value is None else value
+
+
+def rich_table(rows: list[dict], title: str = "cram-harness: Table 1"):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for key, col in COLUMNS:
+        table.add_column(col, justify="left" if key in ("model", "dataset") else "right")
+    for row in rows:
+        table.add_row(*[fmt(row.get(key)) for key, _ in COLUMNS])
+    return table

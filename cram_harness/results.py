@@ -1,0 +1,162 @@
+"""The results file, in lm-eval's layout: `results`, `groups`, `configs`, `versions`,
+`n-samples`, `config`, with `"metric,filter"` keys and their stderr."""
+
+from __future__ import annotations
+
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from cram_harness import metrics
+from cram_harness.registry import all_tasks
+from cram_harness.task import GroupConfig, TaskConfig
+
+FILTER = "none"
+
+
+def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int) -> list[dict]:
+    """The records a task reads: its dataset's sweep at `n_mem`, at the task's lengths."""
+    out = []
+    for sweep in sweeps:
+        if task.name in sweep.tasks and sweep.n_mem == n_mem:
+            for length, keys in sweep.keys.items():
+                out += [store.get(k) for k in keys]
+    return out
+
+
+def _key(metric: str) -> str:
+    return f"{metric},{FILTER}"
+
+
+def _mean_std_metrics(name: str, stats: metrics.MeanStd) -> dict:
+    return {_key(name): _num(stats.mean), _key(f"{name}_stderr"): _num(stats.stderr),
+            _key(f"{name}_std"): _num(stats.std)}
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else x  # NaN (no samples) -> null
+
+
+def _capacity_metrics(records: list[dict], threshold: float, suffix: str = "") -> dict:
+    table = metrics.accuracy_table(records)
+    exact: dict[int, list[float]] = {}
+    for rec in records:
+        exact.setdefault(int(rec["length"]), []).append(1.0 if rec["greedy_exact"] else 0.0)
+    return {
+        _key(f"decoding_capacity{suffix}"): metrics.decoding_capacity(table, threshold),
+        _key(f"decoding_capacity{suffix}_stderr"): "N/A",
+        # Lossless in the strict sense: greedy decoding gives the text back token for token.
+        _key(f"greedy_capacity{suffix}"): metrics.decoding_capacity(exact, threshold),
+        _key(f"greedy_capacity{suffix}_stderr"): "N/A",
+    }
+
+
+def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict) -> tuple[dict, list]:
+    """(metrics, records used) of one task."""
+    mems = sorted({s.n_mem for s in sweeps if task.name in s.tasks})
+    first = task_records(task, sweeps, store, mems[0]) if mems else []
+    if task.kind == "capacity":
+        return _capacity_metrics(first, task.threshold), first
+    if task.kind == "mem_scaling":
+        out, used = {}, []
+        for k in mems:
+            recs = task_records(task, sweeps, store, k)
+            out.update(_capacity_metrics(recs, task.threshold, suffix=f"_k{k}"))
+            used += recs
+        return out, used
+    gains = metrics.full_vector_gains(first, task.threshold)
+    out = {_key("n_full_vectors"): gains["token_gain"].n}
+    if task.kind == "token_gain":
+        out.update(_mean_std_metrics("token_gain", gains["token_gain"]))
+        mean = gains["token_gain"].mean
+        out[_key("capacity_utilization")] = _num(
+            metrics.capacity_utilization(mean, info["eq1_capacity"]))
+    else:
+        out.update(_mean_std_metrics("information_gain", gains["information_gain"]))
+        out.update(_mean_std_metrics("information_gain_bits", gains["information_gain_bits"]))
+    return out, first
+
+
+def sweep_summary(sweeps: list, store: Any) -> list[dict]:
+    rows = []
+    for s in sweeps:
+        rows.append({
+            "dataset": s.dataset, "n_mem": s.n_mem, "tasks": s.tasks, "source": s.source,
+            "lengths_planned": s.lengths,
+            "mean_accuracy": {
+                str(length): sum(store.get(k)["best_accuracy"] for k in keys) / len(keys)
+                for length, keys in s.keys.items() if keys},
+            "samples": {str(length): len(keys) for length, keys in s.keys.items()},
+            "texts_too_short": {str(k): v for k, v in s.short.items() if v},
+            "stop_below": s.stop_below,
+            "stopped": s.stopped or {"length": None, "reason": "ran every planned length"},
+        })
+    return rows
+
+
+def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, settings, timings,
+                  device, include_path=()) -> tuple[dict, dict[str, list[dict]]]:
+    results, configs, versions, n_samples, higher, samples = {}, {}, {}, {}, {}, {}
+    for task in task_cfgs:
+        values, used = task_metrics(task, sweeps, store, model_info)
+        results[task.name] = {"alias": task.name, **values}
+        configs[task.name] = task.to_dict()
+        versions[task.name] = task.version
+        n_samples[task.name] = {"original": settings.get("limit") or task.num_samples,
+                                "effective": len(used)}
+        higher[task.name] = {k.split(",")[0]: True for k in values if "stderr" not in k}
+        samples[task.name] = used
+    registry = all_tasks(include_path)
+    groups, group_subtasks = {}, {}
+    for name in requested:
+        item = registry.get(name)
+        if isinstance(item, GroupConfig):
+            subtasks = [t for t in item.tasks if t in results]
+            group_subtasks[name] = subtasks
+            merged = {"alias": name}
+            for t in subtasks:
+                merged.update({k: v for k, v in results[t].items() if k != "alias"})
+            groups[name] = merged
+    return {
+        "results": results,
+        "groups": groups,
+        "group_subtasks": group_subtasks,
+        "configs": configs,
+        "versions": versions,
+        "n-samples": n_samples,
+        "higher_is_better": higher,
+        "config": {"model": spec, "model_args": f"pretrained={spec}", **settings},
+        "model_info": model_info,
+        "sweeps": sweep_summary(sweeps, store),
+        "environment": environment(device),
+        "timings": timings,
+        "model_name": spec,
+        "date": time.time(),
+    }, samples
+
+
+def environment(device: str) -> dict:
+    env = {"python": platform.python_version(), "platform": platform.platform(),
+           "processor": _cpu_name(), "device": device}
+    for pkg in ("cram-harness", "torch", "transformers", "peft", "lm_eval", "datasets"):
+        try:
+            env[pkg] = version(pkg)
+        except PackageNotFoundError:
+            env[pkg] = None
+    if device.startswith("cuda"):
+        import torch
+
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
