@@ -67,6 +67,7 @@ class Sweep:
     num_samples: int
     stop_below: float | None
     tasks: list[str] = field(default_factory=list)
+    task_lengths: dict[str, set[int]] = field(default_factory=dict)  # what each task reads
     keys: dict[int, list[str]] = field(default_factory=dict)  # length -> record keys
     short: dict[int, int] = field(default_factory=dict)  # length -> texts shorter than it
     stopped: dict | None = None
@@ -145,6 +146,7 @@ def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Swee
             else:
                 sweep.stop_below = min(sweep.stop_below, stop)
             sweep.tasks.append(task.name)
+            sweep.task_lengths[task.name] = set(lengths)
     return list(sweeps.values())
 
 

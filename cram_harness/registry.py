@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -39,7 +40,7 @@ def plugin_task_dirs() -> list[Path]:
     return dirs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_tasks(extra: tuple[str, ...]) -> dict[str, TaskConfig | GroupConfig]:
     found: dict[str, TaskConfig | GroupConfig] = {}
     for directory in [*builtin_task_dirs(), *plugin_task_dirs(), *map(Path, extra)]:
@@ -99,16 +100,27 @@ def model_aliases() -> dict[str, object]:
 
 
 def make_source(spec: dict):
-    """A data source from its task-YAML mapping: {kind: NAME, option: value, ...}."""
+    """A data source from its task-YAML mapping, {kind: NAME, option: value, ...}, with
+    errors a user can act on instead of TypeErrors."""
     sources = data_sources()
-    kind = spec.get("kind")
+    kind = str(spec.get("kind"))
     if kind not in sources:
-        raise unknown_name("data source", str(kind), sources)
+        raise unknown_name("data source", kind, sources)
     options = {k: v for k, v in spec.items() if k != "kind"}
-    try:
-        return sources[kind](**options)
-    except TypeError as exc:
-        raise CramError(f"data source {kind!r}: bad options {sorted(options)} ({exc})") from exc
+    factory = sources[kind]
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        for option in options:
+            if option not in params:
+                close = difflib.get_close_matches(option, list(params), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise CramError(f"data source {kind!r} has no option {option!r}{hint}: "
+                                f"its options are {', '.join(params)}")
+    for name, param in params.items():
+        if param.default is param.empty and param.kind is param.POSITIONAL_OR_KEYWORD \
+                and name not in options:
+            raise CramError(f"data source {kind!r} needs the option {name!r}")
+    return factory(**options)
 
 
 def data_sources() -> dict[str, object]:

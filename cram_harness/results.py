@@ -20,8 +20,10 @@ def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int) -> list
     out = []
     for sweep in sweeps:
         if task.name in sweep.tasks and sweep.n_mem == n_mem:
+            wanted = sweep.task_lengths[task.name]
             for length, keys in sweep.keys.items():
-                out += [store.get(k) for k in keys]
+                if length in wanted:
+                    out += [store.get(k) for k in keys]
     return out
 
 
