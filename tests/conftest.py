@@ -65,14 +65,16 @@ def make_tiny_model(arch: str = "llama", seed: int = 0, **overrides):
 
 def make_word_tokenizer(add_bos: bool = False):
     """A real fast tokenizer (word level) over WORDS, built offline."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"[PAD]": 0, "[BOS]": 1, "[EOS]": 2, "[UNK]": 3}
     for word in WORDS:
         vocab.setdefault(word, len(vocab))
+    vocab.setdefault(".", len(vocab))
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()  # words and punctuation
     if add_bos:
         tok.post_processor = processors.TemplateProcessing(
             single="[BOS] $A", special_tokens=[("[BOS]", 1)])
@@ -86,9 +88,28 @@ def word_text(n_words: int, seed: int = 0) -> str:
     return " ".join(WORDS[i] for i in picks)
 
 
+def word_sentences(n_sentences: int, words_per_sentence: int = 8, seed: int = 0) -> str:
+    return " ".join(word_text(words_per_sentence, seed=seed * 1000 + i).capitalize() + "."
+                    for i in range(n_sentences))
+
+
 @pytest.fixture(scope="session")
-def llama():
-    return make_tiny_model("llama")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny GPT-2 and the word tokenizer saved as a local model directory (a model spec)."""
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    make_tiny_model("gpt2").save_pretrained(path)
+    make_word_tokenizer().save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def word_corpus(tmp_path):
+    """A directory of two small .txt books of word sentences."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(2):
+        (corpus / f"book{i}.txt").write_text(word_sentences(12, seed=i))
+    return str(corpus)
 
 
 @pytest.fixture(scope="session")

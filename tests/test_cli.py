@@ -1,0 +1,112 @@
+"""The CLI as a user runs it: a separate process, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def cram_eval(*args, cwd=None, timeout=300):
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "cram_harness", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def results_dir(tiny_model_dir, tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("corpus")
+    from tests.conftest import word_sentences
+
+    (corpus / "book.txt").write_text(word_sentences(12))
+    out = tmp_path_factory.mktemp("results")
+    proc = cram_eval("--model", tiny_model_dir, "--tasks", "cram_pg19", "--limit", "2",
+                     "--lengths", "4,8", "--mem-tokens", "1", "--max-steps", "10", "--lr", "0.3",
+                     "--data-files", str(corpus), "--output-path", str(out),
+                     "--stop-below", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert "Table 1" in proc.stdout and "results:" in proc.stdout
+    return out
+
+
+def test_run_writes_results_and_samples(results_dir):
+    (model_dir,) = results_dir.iterdir()
+    names = sorted(p.name.split("_20")[0] for p in model_dir.iterdir())
+    assert names == ["records.jsonl", "results", "samples_capacity_pg19",
+                     "samples_info_gain_pg19", "samples_mem_scaling_pg19",
+                     "samples_token_gain_pg19"]
+    (results,) = model_dir.glob("results_*.json")
+    data = json.loads(results.read_text())
+    assert data["group_subtasks"]["cram_pg19"] == [
+        "capacity_pg19", "token_gain_pg19", "info_gain_pg19", "mem_scaling_pg19"]
+    assert "decoding_capacity_k1,none" in data["groups"]["cram_pg19"]
+
+
+@pytest.mark.parametrize("fmt, marker", [("table", "leaderboard"), ("markdown", "| model |"),
+                                         ("csv", "model,dataset,d_model"),
+                                         ("html", "<table>")])
+def test_leaderboard_formats(results_dir, tmp_path, fmt, marker):
+    proc = cram_eval("leaderboard", str(results_dir), "--format", fmt)
+    assert proc.returncode == 0, proc.stderr
+    assert marker in proc.stdout and "pg19" in proc.stdout
+    out = tmp_path / f"board.{fmt}"
+    proc = cram_eval("leaderboard", str(results_dir), "--format", fmt, "--output", str(out))
+    assert proc.returncode == 0 and marker in out.read_text()
+
+
+def test_show_prints_a_result_again(results_dir):
+    (results,) = next(results_dir.iterdir()).glob("results_*.json")
+    proc = cram_eval("show", str(results))
+    assert proc.returncode == 0 and "mean accuracy by length" in proc.stdout
+
+
+def test_ls_lists_tasks_models_and_sources():
+    tasks = cram_eval("ls", "tasks").stdout
+    for name in ("capacity_pg19", "token_gain_fanfics", "info_gain_random", "mem_scaling_pg19",
+                 "cram_random"):
+        assert name in tasks
+    assert "smollm2-135m" in cram_eval("ls", "models").stdout
+    assert "random" in cram_eval("ls", "data").stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "x", "--tasks", "capacity_pg91"], "did you mean capacity_pg19"),
+    (["--model", "smollm2-13m", "--tasks", "capacity_random", "--limit", "1"],
+     "did you mean 'smollm2-135m'"),
+    (["--model", "x", "--tasks", "capacity_random", "--lengths", "8,x"], "comma-separated"),
+    (["--model", "hf:org/none", "--tasks", "capacity_random", "--limit", "1"],
+     "--local-dir DIR"),
+    (["leaderboard", "/no/such/dir"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    proc = cram_eval(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and message in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_malformed_task_yaml_names_file_and_key(tmp_path):
+    (tmp_path / "bad.yaml").write_text("task: mine\nkind: capacity\nsource: {kind: random}\n")
+    proc = cram_eval("ls", "tasks", "--include-path", str(tmp_path))
+    assert proc.returncode == 2
+    assert "bad.yaml: missing key 'dataset'" in proc.stderr
+
+
+def test_debug_shows_the_traceback():
+    proc = cram_eval("--model", "x", "--tasks", "nope", "--debug")
+    assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+@pytest.mark.slow
+def test_end_to_end_on_smollm2(tmp_path):
+    proc = cram_eval("--model", "smollm2-135m", "--tasks", "capacity_random", "--limit", "2",
+                     "--lengths", "8,16", "--max-steps", "150", "--output-path", str(tmp_path),
+                     timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    (results,) = (tmp_path / "smollm2-135m").glob("results_*.json")
+    data = json.loads(results.read_text())
+    assert data["model_info"]["d_model"] == 576
+    assert data["sweeps"][0]["samples"]["8"] == 2
+    assert "capacity" in proc.stdout
