@@ -138,10 +138,16 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, 
 
 def _from_pretrained(source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
 
-    tok_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
-    tokenizer = AutoTokenizer.from_pretrained(source, **tok_kwargs)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()  # a bar per load would bury the run's own progress
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
     return model, tokenizer
 
 
