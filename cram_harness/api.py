@@ -166,3 +166,28 @@ def _cram_chunk(model, token_lists, offset, config, init, on_step, on_result, ma
 
     cram_batch(model, token_lists, config, init=init, on_step=on_step, on_finish=finish)
     return [results[i] for i in range(len(token_lists))]
+
+
+@dataclass
+class Decoded:
+    """A text decoded back from an adapter by greedy decoding."""
+
+    token_ids: list[int]
+    text: str
+    matches: bool  # whether its tokens hash to the adapter's recorded text_sha256
+
+
+def decode_adapter(path: str | os.PathLike, model: Any, tokenizer: Any) -> Decoded:
+    """Greedy-decode the text stored in an adapter written by `CramResult.save_adapter`."""
+    from cram_harness.peft_format import load_adapter
+
+    memory, info = load_adapter(path, model)
+    if "seed_token_ids" not in info or "num_tokens" not in info:
+        raise CramError(f"{path} has no cram.json with seed_token_ids and num_tokens: it was "
+                        "not written by cram-harness, so there is no text to decode")
+    seed = torch.tensor([info["seed_token_ids"]], device=model.device)
+    n_new = int(info["num_tokens"]) - seed.shape[1]
+    new = greedy_decode(model, memory[None].to(model.device), seed, n_new)[0].tolist()
+    tokens = info["seed_token_ids"] + new
+    return Decoded(tokens, tokenizer.decode(tokens, skip_special_tokens=True),
+                   text_sha256(tokens) == info.get("text_sha256"))

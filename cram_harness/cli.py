@@ -152,6 +152,71 @@ def leaderboard(paths, fmt_name, output) -> None:
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--output", "-o", default="report", show_default=True,
+              help="Directory for the figures and report.html.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["png", "svg", "pdf"]),
+              default=("png",), show_default=True, help="Figure formats (repeatable).")
+def report(paths, output, formats) -> None:
+    """The paper's figures and a self-contained report.html from results files or dirs."""
+    from pathlib import Path
+
+    from cram_harness.html_report import write_report
+    from cram_harness.report import load_results
+
+    page = write_report(load_results(paths), Path(output), formats=tuple(formats))
+    click.echo(f"report: {page}")
+
+
+@cli.command()
+@click.option("--model", required=True, help="Model spec (cram-eval ls models).")
+@click.option("--text", "text_path", required=True, help="A UTF-8 text file, or - for stdin.")
+@click.option("--out", required=True, help="Adapter directory to write.")
+@click.option("--mem-tokens", type=int, default=1, show_default=True)
+@click.option("--max-tokens", type=int, help="Cut the text to this many tokens.")
+@click.option("--max-steps", type=int)
+@click.option("--lr", type=float)
+@click.option("--min-margin", type=float)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True)
+def export(model, text_path, out, mem_tokens, max_tokens, max_steps, lr, min_margin, seed,
+           device, dtype) -> None:
+    """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
+    from cram_harness.api import cram
+    from cram_harness.data import read_text_file
+    from cram_harness.models import load_model
+
+    text = sys.stdin.read() if text_path == "-" else read_text_file(text_path)
+    options = {k: v for k, v in dict(max_steps=max_steps, lr=lr, min_margin=min_margin).items()
+               if v is not None}
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    (result,) = cram(loaded, text, n_mem=mem_tokens, max_tokens=max_tokens,
+                     tokenizer=tokenizer, seed=seed, **options)
+    path = result.save_adapter(out)
+    click.echo(f"{path}: {result.num_tokens} tokens in {mem_tokens} vector(s), best accuracy "
+               f"{result.best_accuracy:.3f}, greedy exact: {result.greedy_exact}, "
+               f"{result.steps} steps")
+
+
+@cli.command()
+@click.argument("adapter")
+@click.option("--model", required=True, help="The base model's spec.")
+@click.option("--device", default="auto", show_default=True)
+def decode(adapter, model, device) -> None:
+    """Print the text of an adapter by greedy decoding; exit 1 if it does not match."""
+    from cram_harness.api import decode_adapter
+    from cram_harness.models import load_model
+
+    loaded, tokenizer = load_model(model, device=device)
+    decoded = decode_adapter(adapter, loaded, tokenizer)
+    click.echo(decoded.text)
+    click.echo(f"matches the stored text hash: {'yes' if decoded.matches else 'no'}", err=True)
+    if not decoded.matches:
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("path")
 def show(path: str) -> None:
     """Print one results file again."""

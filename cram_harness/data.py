@@ -169,6 +169,25 @@ def _missing_column(where: str, column: str, columns: list) -> CramError:
 EXTENSIONS = (".txt", ".jsonl", ".csv", ".parquet")
 
 
+def read_text_file(path: str | Path) -> str:
+    """A text file's contents, refusing binary, non-UTF-8 and empty files in one line each."""
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise CramError(f"cannot read {file}: {exc.strerror}") from exc
+    if b"\x00" in data[:65536]:
+        raise CramError(f"{file} is a binary file, not text: remove it or point at text files")
+    try:
+        text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        raise CramError(f"{file} is not UTF-8 (bad byte at offset {exc.start}): "
+                        "convert it to UTF-8") from exc
+    if not text.strip():
+        raise CramError(f"{file} is empty or only whitespace: remove it or fill it")
+    return text
+
+
 class LocalFiles:
     """Texts from a directory, a file or a glob of .txt files (one book each) and .jsonl, .csv or
     .parquet files (one document per row, from `column`)."""
@@ -208,17 +227,7 @@ class LocalFiles:
         return file.relative_to(self.root).as_posix() if inside else file.as_posix()
 
     def _read_text(self, file: Path) -> str:
-        data = file.read_bytes()
-        if b"\x00" in data[:65536]:
-            raise CramError(f"{file} is a binary file, not text: remove it or point at text files")
-        try:
-            text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
-        except UnicodeDecodeError as exc:
-            raise CramError(f"{file} is not UTF-8 (bad byte at offset {exc.start}): "
-                            "convert it to UTF-8") from exc
-        if not text.strip():
-            raise CramError(f"{file} is empty or only whitespace: remove it or fill it")
-        return text
+        return read_text_file(file)
 
     def _rows(self, file: Path) -> Iterator[tuple[int, Any]]:
         """(row number, value of the column) of each row of a table file."""

@@ -22,7 +22,7 @@ from cram_harness.outputs import check_writable, model_dir, write_results
 from cram_harness.records import RecordStore, record_key
 from cram_harness.registry import resolve_tasks
 from cram_harness.results import build_results
-from cram_harness.task import TaskConfig
+from cram_harness.task import ANALYSES, TaskConfig
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,9 @@ class Sweep:
     tasks: list[str] = field(default_factory=list)
     task_lengths: dict[str, set[int]] = field(default_factory=dict)  # what each task reads
     keys: dict[int, list[str]] = field(default_factory=dict)  # length -> record keys
+    tokens: dict[int, list[list[int]]] = field(default_factory=dict)  # aligned with keys
+    restart: int = 0  # analyses run several seeds per text: seed = run seed + restart
+    keep_vectors: bool = False
     short: dict[int, int] = field(default_factory=dict)  # length -> texts shorter than it
     stopped: dict | None = None
 
@@ -128,25 +131,28 @@ def _load_sources(task_cfgs: list[TaskConfig], settings: RunSettings) -> dict[st
 
 
 def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Sweep]:
+    """One sweep per dataset, source, number of [mem] vectors and restart; tasks that
+    agree on these share it, and each task reads the lengths it asked for."""
     sweeps: dict[tuple, Sweep] = {}
     for task in task_cfgs:
         source = _source_spec(task, settings)
+        lengths = settings.lengths or task.lengths
+        n = settings.limit or task.num_samples
+        stop = task.stop_below if settings.stop_below is None else settings.stop_below
+        analysis = task.kind in ANALYSES
+        restarts = range(task.restarts) if analysis else range(1)
         for k in settings.mem_tokens or task.mem_tokens:
-            key = (task.dataset, json.dumps(source, sort_keys=True), k)
-            lengths = settings.lengths or task.lengths
-            n = settings.limit or task.num_samples
-            stop = task.stop_below if settings.stop_below is None else settings.stop_below
-            if key not in sweeps:
-                sweeps[key] = Sweep(task.dataset, source, k, sorted(set(lengths)), n, stop)
-            sweep = sweeps[key]
-            sweep.lengths = sorted(set(sweep.lengths) | set(lengths))
-            sweep.num_samples = max(sweep.num_samples, n)
-            if stop is None or sweep.stop_below is None:
-                sweep.stop_below = None
-            else:
-                sweep.stop_below = min(sweep.stop_below, stop)
-            sweep.tasks.append(task.name)
-            sweep.task_lengths[task.name] = set(lengths)
+            for restart in restarts:
+                key = (task.dataset, json.dumps(source, sort_keys=True), k, analysis, restart)
+                sweep = sweeps.setdefault(key, Sweep(
+                    task.dataset, source, k, sorted(set(lengths)), n,
+                    None if analysis else stop, restart=restart, keep_vectors=analysis))
+                sweep.lengths = sorted(set(sweep.lengths) | set(lengths))
+                sweep.num_samples = max(sweep.num_samples, n)
+                if sweep.stop_below is not None:
+                    sweep.stop_below = None if not stop else min(sweep.stop_below, stop)
+                sweep.tasks.append(task.name)
+                sweep.task_lengths[task.name] = set(lengths)
     return list(sweeps.values())
 
 
@@ -167,9 +173,11 @@ def _evaluate_model(spec, names, task_cfgs, sources, settings, display) -> dict:
     for sweep in sweeps:
         opt_s += _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings,
                             display)
+    analyses = {t.name: run_analysis(t, sweeps, store, model)
+                for t in task_cfgs if t.kind in ANALYSES}
     results, samples = build_results(
         spec=spec, requested=names, task_cfgs=task_cfgs, sweeps=sweeps, store=store,
-        model_info=info, settings=asdict(settings),
+        model_info=info, settings=asdict(settings), analyses=analyses,
         timings={"model_load_s": load_s, "optimization_s": opt_s,
                  "total_s": time.time() - started},
         device=str(model.device), include_path=settings.include_path)
@@ -199,7 +207,8 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     from cram_harness.tokens import encode_text
 
     texts = sources[json.dumps(sweep.source, sort_keys=True)][: sweep.num_samples]
-    config = CramConfig(**settings.engine_options(sweep.n_mem, model.dtype))
+    options = settings.engine_options(sweep.n_mem, model.dtype)
+    config = CramConfig(**{**options, "seed": options["seed"] + sweep.restart})
     optimizer = {k: v for k, v in config.to_dict().items() if k != "n_mem"}
     limit = info["context_length"]
     label = "+".join(sweep.tasks) if len(sweep.tasks) < 3 else f"{sweep.dataset} tasks"
@@ -211,7 +220,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                          f"{sweep.n_mem} [mem] do not fit in the context of {limit}")
             sweep.stopped = {"length": length, "reason": f"context of {limit} positions"}
             break
-        jobs, keys, short = [], [], 0
+        jobs, keys, token_lists, short = [], [], [], 0
         for sample in texts:
             tokens = encode_text(tokenizer, sample.text, length)
             if len(tokens) - bos < length:
@@ -219,9 +228,10 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                 continue
             key = record_key(spec, text_sha256(tokens), length, sweep.n_mem, optimizer)
             keys.append(key)
-            if key not in store:
+            token_lists.append(tokens)
+            if key not in store or (sweep.keep_vectors and not store.has_vectors(key)):
                 jobs.append((key, sample.id, tokens))
-        sweep.keys[length], sweep.short[length] = keys, short
+        sweep.keys[length], sweep.tokens[length], sweep.short[length] = keys, token_lists, short
         if not keys:
             display.warn(f"{sweep.dataset}: no text has {length} tokens; the sweep stops here")
             sweep.stopped = {"length": length, "reason": "no text is that long"}
@@ -231,7 +241,10 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         def store_result(i: int, result: Any, jobs=jobs, length=length) -> None:
             key, sample_id, _ = jobs[i]
             record = {**result.record(), "key": key, "dataset": sweep.dataset,
-                      "sample_id": sample_id, "length": length, "n_mem": sweep.n_mem}
+                      "sample_id": sample_id, "length": length, "n_mem": sweep.n_mem,
+                      "restart": sweep.restart}
+            if sweep.keep_vectors:  # vectors first: a record means its vectors are there
+                store.save_vectors(key, result.memory)
             store.append(record)
             display.sample_done(record)
 
@@ -248,6 +261,29 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                 f"mean best accuracy {mean_acc:.3f} fell below the floor {sweep.stop_below}")}
             break
     return seconds
+
+
+def run_analysis(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, model) -> dict:
+    """Fig. 7 / Fig. 8 data of an analysis task, at its first length and [mem] count."""
+    from cram_harness.analysis import cosine_similarities, interpolation_curves
+
+    mine = sorted((s for s in sweeps if task.name in s.tasks), key=lambda s: s.restart)
+    length, n_mem = min(mine[0].task_lengths[task.name]), mine[0].n_mem
+    runs = [s for s in mine if s.n_mem == n_mem and length in s.keys]
+    if not runs:
+        return {"kind": task.kind, "dataset": task.dataset, "length": length}
+    solutions = [[store.load_vectors(s.keys[length][i]) for s in runs]
+                 for i in range(len(runs[0].keys[length]))]
+    out: dict[str, Any] = {"kind": task.kind, "dataset": task.dataset, "length": length,
+                           "n_mem": n_mem, "restarts": len(runs)}
+    if task.kind == "similarity":
+        out["intra_cosine"], out["inter_cosine"] = cosine_similarities(solutions)
+    else:
+        thetas = [i / (task.num_thetas - 1) for i in range(task.num_thetas)] \
+            if task.num_thetas > 1 else [0.5]
+        out["thetas"] = thetas
+        out["curves"] = interpolation_curves(model, runs[0].tokens[length], solutions, thetas)
+    return out
 
 
 def _free_accelerator_memory() -> None:

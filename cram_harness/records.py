@@ -40,6 +40,27 @@ class RecordStore:
     def __len__(self) -> int:
         return len(self._records)
 
+    def vectors_path(self, key: str) -> Path:
+        return self.path.parent / "vectors" / f"{key}.safetensors"
+
+    def has_vectors(self, key: str) -> bool:
+        return self.vectors_path(key).is_file()
+
+    def save_vectors(self, key: str, memory) -> None:
+        """A sample's best [mem] vectors, written whole (temp file, then rename)."""
+        from safetensors.torch import save_file
+
+        path = self.vectors_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        save_file({"memory": memory.detach().float().cpu().contiguous()}, str(tmp))
+        os.replace(tmp, path)
+
+    def load_vectors(self, key: str):
+        from safetensors.torch import load_file
+
+        return load_file(str(self.vectors_path(key)))["memory"]
+
     def append(self, record: dict) -> None:
         if "key" not in record:
             raise ValueError("a record needs a 'key'")

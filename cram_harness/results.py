@@ -54,10 +54,31 @@ def _capacity_metrics(records: list[dict], threshold: float, suffix: str = "") -
     }
 
 
-def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict) -> tuple[dict, list]:
+def analysis_metrics(analysis: dict) -> dict:
+    """Mean intra/inter-sample cosine (Fig. 7); accuracy half-way between two solutions of
+    the same text, mean and worst (Fig. 8)."""
+    if "intra_cosine" in analysis:
+        return {**_mean_std_metrics("intra_cosine", metrics.mean_std(analysis["intra_cosine"])),
+                **_mean_std_metrics("inter_cosine", metrics.mean_std(analysis["inter_cosine"]))}
+    curves = analysis.get("curves") or []
+    if not curves:
+        return {}
+    mid = len(analysis["thetas"]) // 2
+    middle = [c[mid] for c in curves]
+    return {**_mean_std_metrics("midpoint_accuracy", metrics.mean_std(middle)),
+            _key("worst_midpoint_accuracy"): min(middle),
+            _key("worst_midpoint_accuracy_stderr"): "N/A"}
+
+
+def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
+                 analyses: dict | None = None) -> tuple[dict, list]:
     """(metrics, records used) of one task."""
     mems = sorted({s.n_mem for s in sweeps if task.name in s.tasks})
     first = task_records(task, sweeps, store, mems[0]) if mems else []
+    if task.kind in ("similarity", "interpolation"):
+        used = [r for s in sweeps if task.name in s.tasks
+                for length, keys in s.keys.items() for r in map(store.get, keys)]
+        return analysis_metrics((analyses or {}).get(task.name, {})), used
     if task.kind == "capacity":
         return _capacity_metrics(first, task.threshold), first
     if task.kind == "mem_scaling":
@@ -84,7 +105,8 @@ def sweep_summary(sweeps: list, store: Any) -> list[dict]:
     rows = []
     for s in sweeps:
         rows.append({
-            "dataset": s.dataset, "n_mem": s.n_mem, "tasks": s.tasks, "source": s.source,
+            "dataset": s.dataset, "n_mem": s.n_mem, "restart": s.restart, "tasks": s.tasks,
+            "source": s.source,
             "lengths_planned": s.lengths,
             "mean_accuracy": {
                 str(length): sum(store.get(k)["best_accuracy"] for k in keys) / len(keys)
@@ -98,10 +120,10 @@ def sweep_summary(sweeps: list, store: Any) -> list[dict]:
 
 
 def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, settings, timings,
-                  device, include_path=()) -> tuple[dict, dict[str, list[dict]]]:
+                  device, include_path=(), analyses=None) -> tuple[dict, dict[str, list[dict]]]:
     results, configs, versions, n_samples, higher, samples = {}, {}, {}, {}, {}, {}
     for task in task_cfgs:
-        values, used = task_metrics(task, sweeps, store, model_info)
+        values, used = task_metrics(task, sweeps, store, model_info, analyses)
         results[task.name] = {"alias": task.name, **values}
         configs[task.name] = task.to_dict()
         versions[task.name] = task.version
@@ -131,6 +153,7 @@ def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, sett
         "config": {"model": spec, "model_args": f"pretrained={spec}", **settings},
         "model_info": model_info,
         "sweeps": sweep_summary(sweeps, store),
+        "analyses": analyses or {},
         "environment": environment(device),
         "timings": timings,
         "model_name": spec,

@@ -1,7 +1,8 @@
 """A task is data: a YAML file naming a data source, a length sweep and the metrics to read.
 
     task: capacity_pg19          # the name users pass to --tasks
-    kind: capacity               # capacity | token_gain | info_gain | mem_scaling
+    kind: capacity               # capacity | token_gain | info_gain | mem_scaling |
+                                 # similarity | interpolation
     dataset: pg19                # tasks of one dataset share their optimization runs
     source: {kind: hf, repo: yurakuratov/pg19_valid_1k_chunks, split: test}
     lengths: [8, 16, 32, ...]    # token lengths L of the sweep
@@ -9,6 +10,8 @@
     num_samples: 50
     stop_below: 0.5              # stop climbing once a length's mean accuracy is below this
     version: 1
+    restarts: 4                  # similarity / interpolation: solutions per text
+    num_thetas: 11               # interpolation: points on each line between two solutions
 
 A group is `group: NAME` with `tasks: [...]`.
 """
@@ -22,7 +25,8 @@ import yaml
 
 from cram_harness.errors import CramError
 
-KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling")
+KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling", "similarity", "interpolation")
+ANALYSES = ("similarity", "interpolation")  # several restarts per text, vectors kept
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class TaskConfig:
     threshold: float = 0.99
     version: int = 1
     description: str = ""
+    restarts: int = 4  # analyses: solutions per text, from different seeds
+    num_thetas: int = 11  # interpolation: evenly spaced points from one solution to another
     path: str = field(default="", compare=False)
 
     def to_dict(self) -> dict:
@@ -53,7 +59,8 @@ class GroupConfig:
 
 
 _REQUIRED = ("kind", "dataset", "source", "lengths")
-_OPTIONAL = ("mem_tokens", "num_samples", "stop_below", "threshold", "version", "description")
+_OPTIONAL = ("mem_tokens", "num_samples", "stop_below", "threshold", "version", "description",
+             "restarts", "num_thetas")
 
 
 def parse_file(path: Path) -> TaskConfig | GroupConfig:
@@ -82,8 +89,9 @@ def parse_file(path: Path) -> TaskConfig | GroupConfig:
     opts = {k: data[k] for k in _OPTIONAL if k in data}
     if "mem_tokens" in opts:
         opts["mem_tokens"] = _positive_ints(path, "mem_tokens", opts["mem_tokens"])
-    if "num_samples" in opts:
-        opts["num_samples"] = _positive_ints(path, "num_samples", [opts["num_samples"]])[0]
+    for key in ("num_samples", "restarts", "num_thetas"):
+        if key in opts:
+            opts[key] = _positive_ints(path, key, [opts[key]])[0]
     return TaskConfig(name=str(data["task"]), kind=data["kind"], dataset=str(data["dataset"]),
                       source=dict(data["source"]),
                       lengths=_positive_ints(path, "lengths", data["lengths"]),

@@ -72,6 +72,8 @@ def make_word_tokenizer(add_bos: bool = False):
     for word in WORDS:
         vocab.setdefault(word, len(vocab))
     vocab.setdefault(".", len(vocab))
+    while len(vocab) < 128:  # as large as the tiny models' vocabulary, as real pairs are
+        vocab[f"[unused{len(vocab)}]"] = len(vocab)
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()  # words and punctuation

@@ -110,3 +110,47 @@ def test_end_to_end_on_smollm2(tmp_path):
     assert data["model_info"]["d_model"] == 576
     assert data["sweeps"][0]["samples"]["8"] == 2
     assert "capacity" in proc.stdout
+
+
+def test_report_draws_figures_and_a_page(results_dir, tmp_path):
+    proc = cram_eval("report", str(results_dir), "-o", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') >= 3
+
+
+def test_export_then_decode_gives_the_text_back(tiny_model_dir, tmp_path):
+    (tmp_path / "text.txt").write_text("she was at the")
+    out = tmp_path / "adapter"
+    proc = cram_eval("export", "--model", tiny_model_dir, "--text", str(tmp_path / "text.txt"),
+                     "--out", str(out), "--lr", "0.3", "--max-steps", "300",
+                     "--min-margin", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "greedy exact: True" in proc.stdout
+    proc = cram_eval("decode", str(out), "--model", tiny_model_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "she was at the"
+    assert "matches the stored text hash: yes" in proc.stderr
+
+
+def test_decode_refuses_another_base_model(tiny_model_dir, tmp_path):
+    from tests.conftest import make_tiny_model, make_word_tokenizer
+
+    other = tmp_path / "other-model"
+    make_tiny_model("llama").save_pretrained(other)
+    make_word_tokenizer().save_pretrained(other)
+    (tmp_path / "text.txt").write_text("she was at the")
+    assert cram_eval("export", "--model", str(other), "--text", str(tmp_path / "text.txt"),
+                     "--out", str(tmp_path / "a"), "--max-steps", "2").returncode == 0
+    proc = cram_eval("decode", str(tmp_path / "a"), "--model", tiny_model_dir)
+    assert proc.returncode == 2 and "made for another base model" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"   \n", b"\x00\x01binary", b"caf\xe9"])
+def test_export_refuses_bad_text_files(tiny_model_dir, tmp_path, content):
+    (tmp_path / "bad.txt").write_bytes(content)
+    proc = cram_eval("export", "--model", tiny_model_dir, "--text", str(tmp_path / "bad.txt"),
+                     "--out", str(tmp_path / "a"))
+    assert proc.returncode == 2 and proc.stderr.startswith("error:")
+    assert not (tmp_path / "a").exists()

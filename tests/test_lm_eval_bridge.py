@@ -1,0 +1,168 @@
+"""Our tasks inside lm-eval, and [mem]-prefixed models on lm-eval's own tasks (offline)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cram_harness.errors import CramError
+from tests.conftest import make_tiny_model, word_text
+
+LL_TASK = """task: local_ll
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: loglikelihood
+doc_to_text: context
+doc_to_target: "{{{{' ' + target}}}}"
+metric_list:
+  - {{metric: acc, aggregation: mean, higher_is_better: true}}
+"""
+
+
+def run_cli(*args, timeout=600):
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "cram_harness.lm_eval_cli", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def only_results(out_dir):
+    (path,) = list(out_dir.rglob("results_*.json"))
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("explicit_include", [False, True])
+def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
+    from cram_harness.lm_eval_bridge import task_dir
+
+    extra = ["--include_path", str(task_dir())] if explicit_include else []
+    proc = run_cli("--model", "cram", "--model_args",
+                   f"pretrained={tiny_model_dir},max_steps=5,lr=0.3", "--tasks",
+                   "cram_capacity_random", "--limit", "2", "--output_path", str(tmp_path),
+                   *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "decoding_capacity" in proc.stdout  # lm-eval's own table
+    res = only_results(tmp_path)["results"]["cram_capacity_random"]
+    assert {"decoding_capacity,none", "best_accuracy,none", "best_accuracy_stderr,none",
+            "greedy_exact,none"} <= set(res)
+    assert res["decoding_capacity_stderr,none"] == "N/A"
+
+
+def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from cram_harness.lm_eval_bridge import task_dir
+
+    out = lm_eval.simple_evaluate(
+        model="cram", model_args=f"pretrained={tiny_model_dir},max_steps=8,lr=0.3",
+        tasks=["cram_info_gain_pg19"], limit=4,
+        task_manager=TaskManager(include_path=str(task_dir()), metadata={
+            "data_files": _corpus_file(tiny_model_dir), "lengths": [6, 12], "num_samples": 2}))
+    res = out["results"]["cram_info_gain_pg19"]
+    assert res["best_accuracy,none"] >= 0 and "best_accuracy_stderr,none" in res
+    assert isinstance(res["decoding_capacity,none"], (int, type(None)))
+    assert out["n-samples"]["cram_info_gain_pg19"]["effective"] == 4
+
+
+def _corpus_file(model_dir):
+    from tests.conftest import word_sentences
+
+    path = os.path.join(os.path.dirname(model_dir), "lm_eval_corpus")
+    os.makedirs(path, exist_ok=True)
+    for i in range(2):
+        with open(os.path.join(path, f"book{i}.txt"), "w") as f:
+            f.write(word_sentences(10, seed=i))
+    return path
+
+
+def _adapter(tmp_path, model, k=2):
+    from cram_harness.peft_format import save_adapter
+
+    gen = torch.Generator().manual_seed(0)
+    mem = torch.randn(k, 64, generator=gen)
+    return mem, save_adapter(tmp_path / "adapter", mem, model, {"model_spec": "tiny"})
+
+
+def _ll_task(tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    with open(docs, "w") as f:
+        for i in range(3):
+            words = word_text(10, seed=i).split()
+            f.write(json.dumps({"context": " ".join(words[:6]),
+                                "target": " ".join(words[6:])}) + "\n")
+    task_dir = tmp_path / "ll_task"
+    task_dir.mkdir()
+    (task_dir / "local_ll.yaml").write_text(LL_TASK.format(data=docs))
+    return task_dir, docs
+
+
+def _expected_loglikelihoods(model_dir, docs, mem):
+    from cram_harness.adapter import text_logits
+    from cram_harness.models import load_model
+
+    model, tok = load_model(model_dir, device="cpu")
+    out = []
+    for line in open(docs):
+        doc = json.loads(line)
+        ctx, cont = tok(doc["context"]).input_ids, tok(" " + doc["target"]).input_ids
+        ids = torch.tensor([ctx + cont])
+        prefix = None if mem is None else mem[None]
+        logp = text_logits(model, ids, torch.ones_like(ids), prefix).log_softmax(-1)[0]
+        out.append(sum(float(logp[len(ctx) - 1 + j, t]) for j, t in enumerate(cont)))
+    return out
+
+
+@pytest.mark.parametrize("route", ["hf+peft", "cram+mem"])
+def test_adapter_changes_loglikelihoods_as_our_forward_says(tiny_model_dir, tmp_path, route):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    import cram_harness.lm_eval_bridge  # noqa: F401  (registers `cram`)
+    from cram_harness.models import load_model
+
+    model, _ = load_model(tiny_model_dir, device="cpu")
+    mem, adapter = _adapter(tmp_path, model)
+    task_dir, docs = _ll_task(tmp_path)
+    name, args = ("hf", f"pretrained={tiny_model_dir},peft={adapter},device=cpu") \
+        if route == "hf+peft" else ("cram", f"pretrained={tiny_model_dir},mem={adapter}")
+    out = lm_eval.simple_evaluate(model=name, model_args=args, tasks=["local_ll"],
+                                  task_manager=TaskManager(include_path=str(task_dir)),
+                                  log_samples=True)
+    got = [s["resps"][0][0][0] for s in sorted(out["samples"]["local_ll"],
+                                               key=lambda s: s["doc_id"])]
+    expected = _expected_loglikelihoods(tiny_model_dir, docs, mem)
+    without = _expected_loglikelihoods(tiny_model_dir, docs, None)
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert got != pytest.approx(without, abs=1e-2)
+
+
+def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
+    from cram_harness.lm_eval_bridge import CramLM
+
+    _, adapter = _adapter(tmp_path, make_tiny_model("llama"))
+    with pytest.raises(CramError, match="made for another base model"):
+        CramLM(pretrained=tiny_model_dir, mem=str(adapter))
+
+
+def test_version_range_is_checked():
+    from cram_harness.lm_eval_bridge import check_lm_eval_version
+
+    check_lm_eval_version("0.4.11")
+    for bad in ("0.4.10", "0.5.0"):
+        with pytest.raises(CramError, match=">= 0.4.11, < 0.5"):
+            check_lm_eval_version(bad)
+
+
+def test_our_model_does_not_hide_lm_evals_own():
+    from lm_eval.api.registry import get_model
+
+    import cram_harness.lm_eval_bridge  # noqa: F401
+
+    assert get_model("cram").__name__ == "CramLM"
+    assert get_model("hf").__name__ == "HFLM"
