@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class CramResult:
     best_step: int
     seconds: float
     converged: bool
+    retried_fp32: bool  # the bf16 run hit a NaN/inf loss; these numbers are the fp32 rerun
+    numerical_fault: bool  # the loss went NaN/inf even in fp32: not a result, never reported
     greedy_exact: bool
     first_mismatch: int | None  # index into the predicted tokens of the first greedy miss
     text_sha256: str
@@ -124,25 +126,48 @@ def cram_token_ids(
     on_result: Callable[[int, CramResult], None] | None = None,
     max_tokens: int | None = None,
 ) -> list[CramResult]:
-    """`cram` on token sequences already encoded (seed token first), in batches."""
+    """`cram` on token sequences already encoded (seed token first), in batches. A batch
+    that runs out of accelerator memory is split in two and the run goes on."""
     size = batch_size or len(token_lists)
     spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")
-    results: list[CramResult] = []
-    for start in range(0, len(token_lists), size):
-        chunk = token_lists[start : start + size]
-        chunk_init = None if init is None else init[start : start + size]
-        results += _cram_chunk(model, chunk, start, config, chunk_init, on_step, on_result,
-                               max_tokens, spec)
-    return results
+    results: dict[int, CramResult] = {}
+
+    def keep(i: int, result: CramResult) -> None:
+        results[i] = result
+        if on_result is not None:
+            on_result(i, result)
+
+    pending = [list(range(s, min(s + size, len(token_lists))))
+               for s in range(0, len(token_lists), size)]
+    while pending:
+        chunk = [i for i in pending.pop(0) if i not in results]  # finished ones are kept
+        if not chunk:
+            continue
+        try:
+            _cram_chunk(model, [token_lists[i] for i in chunk], config,
+                        None if init is None else init[chunk], on_step,
+                        lambda j, r, chunk=chunk: keep(chunk[j], r), max_tokens, spec)
+        except torch.OutOfMemoryError:
+            if len(chunk) == 1:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(chunk) // 2
+            pending[:0] = [chunk[:half], chunk[half:]]
+    return [results[i] for i in range(len(token_lists))]
 
 
-def _cram_chunk(model, token_lists, offset, config, init, on_step, on_result, max_tokens, spec):
+def _cram_chunk(model, token_lists, config, init, on_step, on_result, max_tokens, spec):
     ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
     with torch.no_grad():
         base = token_stats(text_logits(model, ids, mask, None), ids[:, 1:], mask[:, 1:])
     results: dict[int, CramResult] = {}
+    retry: list[int] = []
 
-    def finish(i: int, out) -> None:
+    def finish(i: int, out, retried: bool = False) -> None:
+        if out.numerical_fault and config.dtype != "fp32" and not retried:
+            retry.append(i)  # rerun in fp32 below; the bf16 numbers are never reported
+            return
         tokens = token_lists[i]
         n = len(tokens) - 1
         seed = torch.tensor([tokens[:1]], device=model.device)
@@ -157,14 +182,22 @@ def _cram_chunk(model, token_lists, offset, config, init, on_step, on_result, ma
             token_gain=metrics.token_gain(out.accuracy, base_acc, n),
             information_gain=info_gain, information_gain_bits=metrics.nats_to_bits(info_gain),
             min_margin=out.min_margin, steps=out.steps, best_step=out.best_step,
-            seconds=out.seconds, converged=out.converged, greedy_exact=mismatch is None,
+            seconds=out.seconds, converged=out.converged, retried_fp32=retried,
+            numerical_fault=out.numerical_fault, greedy_exact=mismatch is None,
             first_mismatch=mismatch, text_sha256=text_sha256(tokens), model_spec=spec,
             config=config.to_dict(), memory=out.memory, _model=model,
         )
         if on_result is not None:
-            on_result(offset + i, results[i])
+            on_result(i, results[i])
 
     cram_batch(model, token_lists, config, init=init, on_step=on_step, on_finish=finish)
+    if retry:
+        fp32 = replace(config, dtype="fp32")
+        sub_init = None if init is None else init[retry]
+        outs = cram_batch(model, [token_lists[i] for i in retry], fp32, init=sub_init,
+                          on_step=on_step)
+        for i, out in zip(retry, outs):
+            finish(i, out, retried=True)
     return [results[i] for i in range(len(token_lists))]
 
 

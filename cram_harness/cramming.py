@@ -61,6 +61,7 @@ class SampleOutcome:
     steps: int
     seconds: float
     converged: bool
+    numerical_fault: bool = False  # the loss went NaN/inf (e.g. bf16 overflow): not a result
 
 
 @dataclass
@@ -116,6 +117,7 @@ def cram_batch(
     done_steps = torch.zeros(n, dtype=torch.long)
     done_secs = torch.zeros(n, dtype=torch.float64)
     converged = torch.zeros(n, dtype=torch.bool, device=device)
+    fault = torch.zeros(n, dtype=torch.bool, device=device)
 
     outcomes: list[SampleOutcome | None] = [None] * n
 
@@ -124,6 +126,7 @@ def cram_batch(
             memory=best_mem[i].cpu(), accuracy=float(best_acc[i]), loss=float(best_loss[i]),
             min_margin=float(best_margin[i]), best_step=int(best_step[i]),
             steps=int(done_steps[i]), seconds=float(done_secs[i]), converged=bool(converged[i]),
+            numerical_fault=bool(fault[i]),
         )
 
     active = torch.arange(n, device=device)
@@ -141,10 +144,12 @@ def cram_batch(
 
         # Score the state the gradient was taken at (the paper keeps the pre-update state).
         acc, margin = stats.accuracy, stats.min_margin
-        perfect = acc >= 1.0
-        improved = (acc > best_acc[active]) | (
+        faulty = ~torch.isfinite(stats.loss.detach())  # caught at the step it happens
+        fault[active] |= faulty
+        perfect = (acc >= 1.0) & ~faulty
+        improved = ~faulty & ((acc > best_acc[active]) | (
             perfect & (best_acc[active] >= 1.0) & (margin > best_margin[active])
-        )
+        ))
         idx = active[improved]
         best_mem[idx] = params.detach()[improved]
         best_acc[idx] = acc[improved]
@@ -166,7 +171,7 @@ def cram_batch(
             p.addcdiv_(m, denom, value=-config.lr / bias1)
             mem[active], exp_avg[active], exp_sq[active] = p, m, v
 
-        finished = is_converged | (since_best[active] >= config.patience)
+        finished = is_converged | faulty | (since_best[active] >= config.patience)
         if step == config.max_steps:
             finished = torch.ones_like(finished)
         if bool(finished.any()):  # the one host sync per step: the stop rule needs it

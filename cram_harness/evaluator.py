@@ -18,7 +18,7 @@ from typing import Any
 from cram_harness import metrics
 from cram_harness.display import Display
 from cram_harness.errors import CramError
-from cram_harness.outputs import check_writable, model_dir, write_results
+from cram_harness.outputs import check_writable, model_dir, run_lock, write_results
 from cram_harness.records import RecordStore, record_key
 from cram_harness.registry import resolve_tasks
 from cram_harness.results import build_results
@@ -92,7 +92,9 @@ def evaluate(
     display = display or Display()
     all_results = []
     for spec in models:
-        all_results.append(_evaluate_model(spec, names, task_cfgs, sources, settings, display))
+        with run_lock(model_dir(Path(settings.output_path), spec)):  # before the model loads
+            all_results.append(_evaluate_model(spec, names, task_cfgs, sources, settings,
+                                               display))
         gc.collect()
     return all_results
 
@@ -254,7 +256,9 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                            batch_size=settings.batch_size, on_step=display.step,
                            on_result=store_result, max_tokens=length)
         seconds += time.time() - t0
-        mean_acc = sum(store.get(k)["best_accuracy"] for k in keys) / len(keys)
+        accs = [store.get(k)["best_accuracy"] for k in keys
+                if not store.get(k).get("numerical_fault")]
+        mean_acc = sum(accs) / len(accs) if accs else 0.0
         display.length_done(label, sweep.n_mem, length, mean_acc)
         if sweep.stop_below and mean_acc < sweep.stop_below:
             sweep.stopped = {"length": length, "reason": (

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from cram_harness.errors import CramError
@@ -27,6 +30,29 @@ def model_dir(output: Path, spec: str) -> Path:
     """results/<model slug>: hf:org/name@rev -> hf__org__name@rev."""
     slug = re.sub(r"[^A-Za-z0-9._@-]+", "__", spec.strip("/")).strip("_") or "model"
     return output / slug
+
+
+@contextlib.contextmanager
+def run_lock(directory: Path) -> Iterator[None]:
+    """One run at a time per model directory: a second one is refused, not interleaved."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ".lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise CramError(f"{directory} is in use by another cram-eval run ({holder}): wait "
+                            "for it to finish, or pass another --output-path") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def write_json_atomic(path: Path, data: object) -> None:

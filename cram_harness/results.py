@@ -22,8 +22,8 @@ def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int) -> list
         if task.name in sweep.tasks and sweep.n_mem == n_mem:
             wanted = sweep.task_lengths[task.name]
             for length, keys in sweep.keys.items():
-                if length in wanted:
-                    out += [store.get(k) for k in keys]
+                if length in wanted:  # a NaN/inf loss is recorded but never a result
+                    out += [r for r in map(store.get, keys) if not r.get("numerical_fault")]
     return out
 
 
@@ -113,6 +113,8 @@ def sweep_summary(sweeps: list, store: Any) -> list[dict]:
                 for length, keys in s.keys.items() if keys},
             "samples": {str(length): len(keys) for length, keys in s.keys.items()},
             "texts_too_short": {str(k): v for k, v in s.short.items() if v},
+            "numerical_faults": sum(bool(store.get(k).get("numerical_fault"))
+                                    for keys in s.keys.values() for k in keys),
             "stop_below": s.stop_below,
             "stopped": s.stopped or {"length": None, "reason": "ran every planned length"},
         })
