@@ -91,6 +91,8 @@ def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, se
         results = evaluate(models.split(","), tasks.split(","), settings, display)
     finally:
         display.close()
+    if not results:  # a rank other than 0 of a distributed run: rank 0 reports
+        return
     console = Console()
     for res in results:
         for sweep in res["sweeps"]:

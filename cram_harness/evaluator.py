@@ -17,6 +17,7 @@ from typing import Any
 
 from cram_harness import metrics
 from cram_harness.display import Display
+from cram_harness.distributed import Rank, from_environment
 from cram_harness.errors import CramError
 from cram_harness.outputs import check_writable, model_dir, run_lock, write_results
 from cram_harness.records import RecordStore, record_key
@@ -78,9 +79,12 @@ class Sweep:
 
 def evaluate(
     models: str | list[str], tasks: str | list[str], settings: RunSettings = RunSettings(),
-    display: Display | None = None,
+    display: Display | None = None, rank: Rank | None = None,
 ) -> list[dict]:
-    """Run tasks on each model in turn; returns one results dict per model."""
+    """Run tasks on each model in turn; returns one results dict per model (on rank 0).
+
+    Under torchrun or accelerate, each process is a rank that takes its share of every
+    length's samples; rank 0 writes the results file (see distributed.py)."""
     models = [m for m in ([models] if isinstance(models, str) else models) if m]
     names = [t for t in ([tasks] if isinstance(tasks, str) else tasks) if t]
     if not models:
@@ -89,14 +93,16 @@ def evaluate(
     _check_settings(settings)
     check_writable(Path(settings.output_path))
     sources = _load_sources(task_cfgs, settings)  # data errors surface before any model loads
-    display = display or Display()
+    rank = rank or from_environment()
+    display = display if display is not None and rank.is_main else Display()
     all_results = []
     for spec in models:
-        with run_lock(model_dir(Path(settings.output_path), spec)):  # before the model loads
+        out_dir = model_dir(Path(settings.output_path), spec)
+        with run_lock(out_dir, rank.lock_name):  # before the model loads
             all_results.append(_evaluate_model(spec, names, task_cfgs, sources, settings,
-                                               display))
+                                               display, rank))
         gc.collect()
-    return all_results
+    return all_results if rank.is_main else []  # other ranks leave the reporting to rank 0
 
 
 def _check_settings(s: RunSettings) -> None:
@@ -158,32 +164,34 @@ def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Swee
     return list(sweeps.values())
 
 
-def _evaluate_model(spec, names, task_cfgs, sources, settings, display) -> dict:
+def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) -> dict:
     from cram_harness.models import load_model
 
     started = time.time()
     display.model_start(spec)
-    model, tokenizer = load_model(spec, dtype=settings.dtype, device=settings.device,
+    model, tokenizer = load_model(spec, dtype=settings.dtype, device=rank.device(settings.device),
                                   trust_remote_code=settings.trust_remote_code)
     info = model_info(model, tokenizer)
     load_s = time.time() - started
     display.model_loaded(spec, info, load_s)
     out_dir = model_dir(Path(settings.output_path), spec)
-    store = RecordStore(out_dir / "records.jsonl")
+    store = RecordStore(out_dir / rank.records_name)
     sweeps = plan_sweeps(task_cfgs, settings)
     opt_s = 0.0
     for sweep in sweeps:
         opt_s += _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings,
-                            display)
+                            display, rank)
     analyses = {t.name: run_analysis(t, sweeps, store, model)
-                for t in task_cfgs if t.kind in ANALYSES}
+                for t in task_cfgs if t.kind in ANALYSES and rank.is_main}
     results, samples = build_results(
         spec=spec, requested=names, task_cfgs=task_cfgs, sweeps=sweeps, store=store,
         model_info=info, settings=asdict(settings), analyses=analyses,
         timings={"model_load_s": load_s, "optimization_s": opt_s,
                  "total_s": time.time() - started},
         device=str(model.device), include_path=settings.include_path)
-    results["results_file"] = str(write_results(out_dir, results, samples))
+    if rank.is_main:
+        results["results_file"] = str(write_results(out_dir, results, samples))
+    rank.barrier()  # no rank leaves before the results are written
     del model
     _free_accelerator_memory()
     return results
@@ -203,7 +211,8 @@ def model_info(model: Any, tokenizer: Any) -> dict:
     }
 
 
-def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, display) -> float:
+def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, display,
+               rank: Rank) -> float:
     from cram_harness.api import cram_token_ids, text_sha256
     from cram_harness.cramming import CramConfig
     from cram_harness.tokens import encode_text
@@ -240,7 +249,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             break
         display.length_start(label, sweep.n_mem, length, len(jobs), len(keys) - len(jobs))
 
-        def store_result(i: int, result: Any, jobs=jobs, length=length) -> None:
+        def store_result(i: int, result: Any, jobs: list, length: int = length) -> None:
             key, sample_id, _ = jobs[i]
             record = {**result.record(), "key": key, "dataset": sweep.dataset,
                       "sample_id": sample_id, "length": length, "n_mem": sweep.n_mem,
@@ -251,11 +260,16 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             display.sample_done(record)
 
         t0 = time.time()
-        if jobs:
-            cram_token_ids(model, [tokens for _, _, tokens in jobs], config,
+        mine = [job for job in jobs if rank.owns(keys.index(job[0]))]
+        if mine:
+            cram_token_ids(model, [tokens for _, _, tokens in mine], config,
                            batch_size=settings.batch_size, on_step=display.step,
-                           on_result=store_result, max_tokens=length)
+                           on_result=lambda i, r, mine=mine: store_result(i, r, mine),
+                           max_tokens=length)
         seconds += time.time() - t0
+        if rank.world > 1:  # every rank reads the others' records before deciding to go on
+            rank.barrier()
+            store.refresh()
         accs = [store.get(k)["best_accuracy"] for k in keys
                 if not store.get(k).get("numerical_fault")]
         mean_acc = sum(accs) / len(accs) if accs else 0.0

@@ -33,10 +33,11 @@ def model_dir(output: Path, spec: str) -> Path:
 
 
 @contextlib.contextmanager
-def run_lock(directory: Path) -> Iterator[None]:
-    """One run at a time per model directory: a second one is refused, not interleaved."""
+def run_lock(directory: Path, name: str = ".lock") -> Iterator[None]:
+    """One run at a time per model directory (per rank, for distributed runs): a second
+    one is refused, not interleaved."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / ".lock"
+    path = directory / name
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

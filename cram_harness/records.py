@@ -23,13 +23,21 @@ def record_key(model: str, text_sha256: str, length: int, n_mem: int, optimizer:
 
 
 class RecordStore:
-    """One JSONL file of records, indexed by key in memory."""
+    """Records indexed by key in memory. Appends go to `path`; reads take every
+    `<stem>*.jsonl` beside it, so that ranks of a distributed run (each appending to its
+    own `records.rank<r>.jsonl`) see each other's records, whatever their number."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._records: dict[str, dict] = {}
-        for rec in read_records(self.path):
-            self._records[rec["key"]] = rec
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read what every writer has appended so far."""
+        stem = self.path.name.split(".")[0]
+        for file in sorted(self.path.parent.glob(f"{stem}*.jsonl")):
+            for rec in read_records(file):
+                self._records.setdefault(rec["key"], rec)
 
     def __contains__(self, key: str) -> bool:
         return key in self._records

@@ -25,6 +25,10 @@ COLUMNS = [
     ("utilization", "utilization"),
 ]
 FORMATS = ("table", "markdown", "csv", "html")
+# The terminal table keeps to what fits 80 columns; the files carry every column.
+TERMINAL = ("model", "dataset", "capacity", "greedy_capacity", "token_gain", "information_gain",
+            "eq1", "utilization")
+SHORT = {"greedy_capacity": "greedy", "information_gain": "info (nats)", "utilization": "util."}
 
 
 def load_results(paths: Iterable[str | Path]) -> list[dict]:
@@ -126,8 +130,12 @@ def rich_table(rows: list[dict], title: str = "cram-harness: Table 1"):
     from rich.table import Table
 
     table = Table(title=title)
-    for key, col in COLUMNS:
-        table.add_column(col, justify="left" if key in ("model", "dataset") else "right")
+    for key in TERMINAL:
+        title_ = SHORT.get(key, dict(COLUMNS)[key])
+        if key in ("model", "dataset"):
+            table.add_column(title_, overflow="fold", min_width=14 if key == "model" else 7)
+        else:
+            table.add_column(title_, justify="right")
     for row in rows:
-        table.add_row(*[fmt(row.get(key)) for key, _ in COLUMNS])
+        table.add_row(*[fmt(row.get(key)) for key in TERMINAL])
     return table
