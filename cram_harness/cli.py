@@ -62,6 +62,10 @@ def cli() -> None:
 @click.option("--lr", type=float, help="Learning rate (paper: 1e-2).")
 @click.option("--min-margin", type=float,
               help="Converged only when every target logit beats the runner-up by this much.")
+@click.option("--protocol", type=click.Choice(["paper", "fast"]), default="paper",
+              show_default=True,
+              help="paper: every text at every length. fast: texts climb the lengths while "
+                   "lossless, warm-started from their shorter solution (far fewer steps).")
 @click.option("--stop-below", type=float,
               help="Stop the sweep once a length's mean accuracy falls below this "
                    "(default: the task's; 0 runs the whole grid).")
@@ -71,7 +75,7 @@ def cli() -> None:
 @click.option("--include-path", multiple=True, help="Extra directory of task YAML.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow model code from the hub.")
 def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, seed, max_steps,
-        lr, min_margin, stop_below, data_files, output_path, include_path,
+        lr, min_margin, protocol, stop_below, data_files, output_path, include_path,
         trust_remote_code) -> None:
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
@@ -85,7 +89,8 @@ def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, se
         mem_tokens=_ints(mem_tokens, "--mem-tokens"), batch_size=batch_size, device=device,
         dtype=dtype, seed=seed, max_steps=max_steps, lr=lr, min_margin=min_margin,
         data_files=data_files, stop_below=stop_below, output_path=output_path,
-        include_path=tuple(include_path), trust_remote_code=trust_remote_code)
+        include_path=tuple(include_path), trust_remote_code=trust_remote_code,
+        protocol=protocol)
     display = RichDisplay()
     try:
         results = evaluate(models.split(","), tasks.split(","), settings, display)
@@ -96,8 +101,10 @@ def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, se
     console = Console()
     for res in results:
         for sweep in res["sweeps"]:
-            console.print(f"[dim]{sweep['dataset']} k={sweep['n_mem']}: stopped at "
-                          f"{sweep['stopped']['length']}: {sweep['stopped']['reason']}[/]")
+            stop = sweep["stopped"]
+            where = f"stopped at {stop['length']}: " if stop["length"] is not None else ""
+            console.print(f"[dim]{sweep['dataset']} k={sweep['n_mem']}: {where}"
+                          f"{stop['reason']}[/]")
         console.print(f"results: {res['results_file']}")
     title = "Table 1" if len(results) == 1 else "Table 1: model comparison"
     console.print(rich_table(table1_rows(results), title=title))

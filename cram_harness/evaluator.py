@@ -25,6 +25,8 @@ from cram_harness.registry import resolve_tasks
 from cram_harness.results import build_results
 from cram_harness.task import ANALYSES, TaskConfig
 
+PROTOCOLS = ("paper", "fast")
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -45,6 +47,10 @@ class RunSettings:
     output_path: str = "results"
     include_path: tuple[str, ...] = ()
     trust_remote_code: bool = False
+    # paper: every text at every length. fast: a text climbs to the next length only while
+    # it stays lossless, warm-started from its solution at the previous length; a text that
+    # failed keeps its last accuracy for the longer lengths (longer prefixes are not easier).
+    protocol: str = "paper"
 
     def engine_options(self, n_mem: int, dtype: Any) -> dict:
         import torch
@@ -74,6 +80,7 @@ class Sweep:
     restart: int = 0  # analyses run several seeds per text: seed = run seed + restart
     keep_vectors: bool = False
     short: dict[int, int] = field(default_factory=dict)  # length -> texts shorter than it
+    carried: dict[int, list[float]] = field(default_factory=dict)  # fast: not run, last acc
     stopped: dict | None = None
 
 
@@ -112,6 +119,8 @@ def _check_settings(s: RunSettings) -> None:
             raise CramError(f"--{name.replace('_', '-')} must be positive integers, got {values}")
     if s.limit is not None and s.limit < 1:
         raise CramError(f"--limit must be at least 1, got {s.limit}")
+    if s.protocol not in PROTOCOLS:
+        raise CramError(f"unknown protocol {s.protocol!r}: use one of {', '.join(PROTOCOLS)}")
     if s.batch_size < 1:
         raise CramError(f"--batch-size must be at least 1, got {s.batch_size}")
 
@@ -213,6 +222,8 @@ def model_info(model: Any, tokenizer: Any) -> dict:
 
 def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, display,
                rank: Rank) -> float:
+    import torch
+
     from cram_harness.api import cram_token_ids, text_sha256
     from cram_harness.cramming import CramConfig
     from cram_harness.tokens import encode_text
@@ -221,40 +232,53 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     options = settings.engine_options(sweep.n_mem, model.dtype)
     config = CramConfig(**{**options, "seed": options["seed"] + sweep.restart})
     optimizer = {k: v for k, v in config.to_dict().items() if k != "n_mem"}
+    progressive = settings.protocol == "fast" and not sweep.keep_vectors
+    if progressive:
+        optimizer["protocol"] = "fast"  # warm starts change results: never mixed with paper
+    keep_vectors = sweep.keep_vectors or progressive
     limit = info["context_length"]
     label = "+".join(sweep.tasks) if len(sweep.tasks) < 3 else f"{sweep.dataset} tasks"
     seconds = 0.0
     bos = 1 if info["adds_bos"] else 0
+    alive: dict[str, str] | None = None  # fast: text id -> key of its lossless solution
+    last_acc: dict[str, float] = {}  # fast: accuracy where a text stopped climbing
     for length in sweep.lengths:
         if limit is not None and length + sweep.n_mem + bos > limit:
             display.warn(f"lengths from {length} up are dropped: {length} tokens + "
                          f"{sweep.n_mem} [mem] do not fit in the context of {limit}")
             sweep.stopped = {"length": length, "reason": f"context of {limit} positions"}
             break
-        jobs, keys, token_lists, short = [], [], [], 0
+        jobs, keys, ids, token_lists, short = [], [], [], [], 0
         for sample in texts:
+            if alive is not None and sample.id not in alive:
+                continue  # fast: it stopped climbing; its last accuracy is carried
             tokens = encode_text(tokenizer, sample.text, length)
             if len(tokens) - bos < length:
                 short += 1  # recorded as such, never run at a length it does not reach
                 continue
             key = record_key(spec, text_sha256(tokens), length, sweep.n_mem, optimizer)
             keys.append(key)
+            ids.append(sample.id)
             token_lists.append(tokens)
-            if key not in store or (sweep.keep_vectors and not store.has_vectors(key)):
-                jobs.append((key, sample.id, tokens))
+            if key not in store or (keep_vectors and not store.has_vectors(key)):
+                warm = alive[sample.id] if alive is not None else None
+                jobs.append((key, sample.id, tokens, warm))
         sweep.keys[length], sweep.tokens[length], sweep.short[length] = keys, token_lists, short
+        sweep.carried[length] = [last_acc[t] for t in last_acc]
         if not keys:
-            display.warn(f"{sweep.dataset}: no text has {length} tokens; the sweep stops here")
-            sweep.stopped = {"length": length, "reason": "no text is that long"}
+            reason = "no text is that long" if alive is None or short else \
+                "no text is lossless any more (fast protocol)"
+            display.warn(f"{sweep.dataset}: {reason} at {length} tokens; the sweep stops here")
+            sweep.stopped = {"length": length, "reason": reason}
             break
         display.length_start(label, sweep.n_mem, length, len(jobs), len(keys) - len(jobs))
 
         def store_result(i: int, result: Any, jobs: list, length: int = length) -> None:
-            key, sample_id, _ = jobs[i]
+            key, sample_id, _, _ = jobs[i]
             record = {**result.record(), "key": key, "dataset": sweep.dataset,
                       "sample_id": sample_id, "length": length, "n_mem": sweep.n_mem,
                       "restart": sweep.restart}
-            if sweep.keep_vectors:  # vectors first: a record means its vectors are there
+            if keep_vectors:  # vectors first: a record means its vectors are there
                 store.save_vectors(key, result.memory)
             store.append(record)
             display.sample_done(record)
@@ -262,7 +286,10 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         t0 = time.time()
         mine = [job for job in jobs if rank.owns(keys.index(job[0]))]
         if mine:
-            cram_token_ids(model, [tokens for _, _, tokens in mine], config,
+            init = None
+            if progressive and alive is not None:
+                init = torch.stack([store.load_vectors(warm) for *_, warm in mine])
+            cram_token_ids(model, [job[2] for job in mine], config, init=init,
                            batch_size=settings.batch_size, on_step=display.step,
                            on_result=lambda i, r, mine=mine: store_result(i, r, mine),
                            max_tokens=length)
@@ -270,10 +297,15 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         if rank.world > 1:  # every rank reads the others' records before deciding to go on
             rank.barrier()
             store.refresh()
-        accs = [store.get(k)["best_accuracy"] for k in keys
-                if not store.get(k).get("numerical_fault")]
+        recs = {t: store.get(k) for t, k in zip(ids, keys)}
+        accs = [r["best_accuracy"] for r in recs.values() if not r.get("numerical_fault")]
+        accs += sweep.carried[length]
         mean_acc = sum(accs) / len(accs) if accs else 0.0
         display.length_done(label, sweep.n_mem, length, mean_acc)
+        if progressive:
+            alive = {t: keys[ids.index(t)] for t, r in recs.items()
+                     if r["best_accuracy"] >= 1.0 and not r.get("numerical_fault")}
+            last_acc.update({t: r["best_accuracy"] for t, r in recs.items() if t not in alive})
         if sweep.stop_below and mean_acc < sweep.stop_below:
             sweep.stopped = {"length": length, "reason": (
                 f"mean best accuracy {mean_acc:.3f} fell below the floor {sweep.stop_below}")}

@@ -27,6 +27,15 @@ def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int) -> list
     return out
 
 
+def carried_records(task: TaskConfig, sweeps: list, n_mem: int) -> list[dict]:
+    """Fast protocol: texts that stopped climbing count at longer lengths with the accuracy
+    they stopped at (not lossless), so capacity keeps the paper's definition."""
+    return [{"length": length, "best_accuracy": acc, "greedy_exact": False}
+            for s in sweeps if task.name in s.tasks and s.n_mem == n_mem
+            for length, accs in s.carried.items() if length in s.task_lengths[task.name]
+            for acc in accs]
+
+
 def _key(metric: str) -> str:
     return f"{metric},{FILTER}"
 
@@ -80,12 +89,14 @@ def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
                 for length, keys in s.keys.items() for r in map(store.get, keys)]
         return analysis_metrics((analyses or {}).get(task.name, {})), used
     if task.kind == "capacity":
-        return _capacity_metrics(first, task.threshold), first
+        carried = carried_records(task, sweeps, mems[0]) if mems else []
+        return _capacity_metrics(first + carried, task.threshold), first
     if task.kind == "mem_scaling":
         out, used = {}, []
         for k in mems:
             recs = task_records(task, sweeps, store, k)
-            out.update(_capacity_metrics(recs, task.threshold, suffix=f"_k{k}"))
+            out.update(_capacity_metrics(recs + carried_records(task, sweeps, k),
+                                         task.threshold, suffix=f"_k{k}"))
             used += recs
         return out, used
     gains = metrics.full_vector_gains(first, task.threshold)
@@ -109,8 +120,12 @@ def sweep_summary(sweeps: list, store: Any) -> list[dict]:
             "source": s.source,
             "lengths_planned": s.lengths,
             "mean_accuracy": {
-                str(length): sum(store.get(k)["best_accuracy"] for k in keys) / len(keys)
+                str(length): _mean([store.get(k)["best_accuracy"] for k in keys]
+                                   + s.carried.get(length, []))
                 for length, keys in s.keys.items() if keys},
+            "carried": {str(k): len(v) for k, v in s.carried.items() if v},
+            "optimizer_steps": sum(store.get(k)["steps"] for keys in s.keys.values()
+                                   for k in keys),
             "samples": {str(length): len(keys) for length, keys in s.keys.items()},
             "texts_too_short": {str(k): v for k, v in s.short.items() if v},
             "numerical_faults": sum(bool(store.get(k).get("numerical_fault"))
@@ -119,6 +134,10 @@ def sweep_summary(sweeps: list, store: Any) -> list[dict]:
             "stopped": s.stopped or {"length": None, "reason": "ran every planned length"},
         })
     return rows
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, settings, timings,
@@ -157,7 +176,8 @@ def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, sett
         "sweeps": sweep_summary(sweeps, store),
         "analyses": analyses or {},
         "environment": environment(device),
-        "timings": timings,
+        "timings": {**timings, "optimizer_steps": sum(
+            store.get(k)["steps"] for sw in sweeps for keys in sw.keys.values() for k in keys)},
         "model_name": spec,
         "date": time.time(),
     }, samples
