@@ -15,15 +15,13 @@ that ignores samples leaving the batch once they converge.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import resource
 import time
 from pathlib import Path
 
 import torch
+from common import DATA, environment, print_header
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +29,6 @@ from cram_harness.cramming import CramConfig, cram_batch
 from cram_harness.models import load_model
 from cram_harness.tokens import encode_text
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gutenberg"
 WARMUP = 2
 HEADER_CHARS = 20_000  # skip Project Gutenberg's header (roughly)
 
@@ -52,16 +49,6 @@ def passages(tokenizer, length: int, count: int) -> list[list[int]]:
             if len(out) == count:
                 return out
     raise SystemExit(f"not enough text under {DATA} for {count} passages of {length} tokens")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -103,17 +90,7 @@ def main() -> None:
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device)
     load_s = time.perf_counter() - t0
     device = model.device
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
-        else model.config
-    env = {
-        "model": args.model, "d_model": cfg.hidden_size, "vocab_size": cfg.vocab_size,
-        "layers": cfg.num_hidden_layers, "dtype": args.dtype, "device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "torch": torch.__version__, "cpu": cpu_model(), "os_cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "model_load_s": round(load_s, 1),
-    }
+    env = environment(model, args.model, load_s)
     settings = {
         "batch_sizes": args.batch_sizes, "lengths": args.lengths, "steps": args.steps,
         "warmup_steps": WARMUP, "steps_per_sample": args.steps_per_sample,
@@ -122,11 +99,7 @@ def main() -> None:
         "data": str(DATA),
     }
     console = Console()
-    console.print("[bold]cram-harness engine benchmark[/bold]")
-    for key, value in {**env, **settings}.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
-        console.print(f"  {key:18} {value}", soft_wrap=True)
+    print_header(console, "cram-harness engine benchmark", env, settings)
 
     results = []
     for length in args.lengths:
