@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -243,10 +245,16 @@ def show(path: str) -> None:
     console.print(rich_table(table1_rows([res])))
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if not debug:
+        warnings.formatwarning = _one_line_warning  # not Python's file:line and source
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -268,6 +276,16 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if debug:
+            raise
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            click.echo(f"error: the disk is full ({exc.filename or 'writing results'}): free "
+                       "space and rerun the same command to resume; finished samples are "
+                       "kept", err=True)
+            sys.exit(2)
+        click.echo(f"error: {exc} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)
     except Exception as exc:  # an unexpected fault: one line unless --debug
         if debug:
             raise

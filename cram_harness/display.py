@@ -42,7 +42,7 @@ class RichDisplay(Display):
             TextColumn("left"), TimeRemainingColumn(),
             console=self.console, transient=False,
         )
-        self.progress.start()
+        self._started = False  # started at the first length: a failed run draws nothing
         self._bar = None
         self._last = 0.0
 
@@ -56,6 +56,9 @@ class RichDisplay(Display):
             f"tokens ({seconds:.1f} s to load)")
 
     def length_start(self, task: str, n_mem: int, length: int, todo: int, cached: int) -> None:
+        if not self._started:
+            self.progress.start()
+            self._started = True
         label = f"{task} k={n_mem} L={length}"
         self._bar = self.progress.add_task(label, total=todo + cached, completed=cached,
                                            status=f"{cached} from records" if cached else "")
@@ -79,7 +82,10 @@ class RichDisplay(Display):
             self._bar = None
 
     def warn(self, message: str) -> None:
-        self.progress.console.print(f"[yellow]warning:[/] {message}")
+        from rich.markup import escape
+
+        self.progress.console.print(f"[yellow]warning:[/] {escape(message)}")
 
     def close(self) -> None:
-        self.progress.stop()
+        if self._started:
+            self.progress.stop()

@@ -96,14 +96,12 @@ def read_records(path: Path) -> Iterator[dict]:
         return
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
-            if not line.endswith("\n"):
-                warnings.warn(f"{path}:{number}: incomplete last line skipped "
-                              "(a run stopped mid-write)", stacklevel=2)
-                continue
-            try:
+            try:  # a whole record that only lost its newline is still whole
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: damaged record skipped", stacklevel=2)
+                what = "damaged record" if line.endswith("\n") else "incomplete last line"
+                warnings.warn(f"{path}:{number}: {what} skipped (a run stopped mid-write?)",
+                              stacklevel=2)
                 continue
             if isinstance(rec, dict) and "key" in rec:
                 yield rec

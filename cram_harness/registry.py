@@ -62,7 +62,8 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> CramError:
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known[:12])}"
-    return CramError(f"unknown {kind} {name!r}: {hint} (`cram-eval ls {kind}s` lists them)")
+    listing = {"task": "tasks", "model": "models", "data source": "data"}.get(kind, f"{kind}s")
+    return CramError(f"unknown {kind} {name!r}: {hint} (`cram-eval ls {listing}` lists them)")
 
 
 def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[TaskConfig]:
