@@ -110,6 +110,9 @@ def cram(
     except (TypeError, ValueError) as exc:
         raise CramError(f"bad engine option: {exc}") from exc
     check_fits(model, n_mem, max_tokens)
+    if init is not None and (init.dim() != 3 or init.shape[1] != n_mem):
+        raise CramError(f"init holds vectors of shape {tuple(init.shape)}, but n_mem is {n_mem}: "
+                        "pass n_mem=init.shape[1] (a loaded adapter's vectors[None])")
     token_lists = [encode_text(tokenizer, t, max_tokens) for t in texts]
     return cram_token_ids(model, token_lists, config, batch_size=batch_size, init=init,
                           on_step=on_step, on_result=on_result, max_tokens=max_tokens)

@@ -59,7 +59,8 @@ def cli() -> None:
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--dtype", default="auto", show_default=True,
               help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the texts drawn and each text's initial vectors.")
 @click.option("--max-steps", type=int, help="Optimizer steps per text (paper: 5000).")
 @click.option("--lr", type=float, help="Learning rate (paper: 1e-2).")
 @click.option("--min-margin", type=float,
@@ -73,7 +74,8 @@ def cli() -> None:
                    "(default: the task's; 0 runs the whole grid).")
 @click.option("--data-files", help="Local texts for every task: a directory, a glob, or a "
                                    ".txt/.jsonl/.csv/.parquet file.")
-@click.option("--output-path", default="results", show_default=True)
+@click.option("--output-path", default="results", show_default=True,
+              help="Results go to OUTPUT_PATH/<model>/ (records, results, samples).")
 @click.option("--include-path", multiple=True, help="Extra directory of task YAML.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow model code from the hub.")
 def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, seed, max_steps,
@@ -113,10 +115,12 @@ def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, se
 
 
 @cli.command("ls")
-@click.argument("what", type=click.Choice(["tasks", "models", "data"]))
+@click.argument("what", type=click.Choice(["tasks", "models", "data"]), metavar="WHAT")
 @click.option("--include-path", multiple=True, help="Extra directory of task YAML.")
 def ls(what: str, include_path) -> None:
-    """List registered tasks (and groups), model aliases, or data sources."""
+    """List registered tasks (and groups), model aliases, or data sources.
+
+    WHAT is one of tasks, models, data."""
     from cram_harness.registry import all_tasks, data_sources, model_aliases
     from cram_harness.task import GroupConfig
 
@@ -136,10 +140,11 @@ def ls(what: str, include_path) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt_name", type=click.Choice(["table", "markdown", "csv", "html"]),
-              default="table", show_default=True)
+              default="table", show_default=True,
+              help="A rich table, or text to paste (markdown), load (csv) or publish (html).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to this file.")
 def leaderboard(paths, fmt_name, output) -> None:
-    """Rank models from results files or directories."""
+    """Rank models from results files or directories (PATHS, searched recursively)."""
     from cram_harness.outputs import write_text_atomic
     from cram_harness.report import load_results, render, rich_table, table1_rows
 
@@ -169,7 +174,8 @@ def leaderboard(paths, fmt_name, output) -> None:
 @click.option("--format", "formats", multiple=True, type=click.Choice(["png", "svg", "pdf"]),
               default=("png",), show_default=True, help="Figure formats (repeatable).")
 def report(paths, output, formats) -> None:
-    """The paper's figures and a self-contained report.html from results files or dirs."""
+    """The paper's figures and a self-contained report.html from PATHS: results files or
+    directories (searched recursively)."""
     from pathlib import Path
 
     from cram_harness.html_report import write_report
@@ -183,14 +189,18 @@ def report(paths, output, formats) -> None:
 @click.option("--model", required=True, help="Model spec (cram-eval ls models).")
 @click.option("--text", "text_path", required=True, help="A UTF-8 text file, or - for stdin.")
 @click.option("--out", required=True, help="Adapter directory to write.")
-@click.option("--mem-tokens", type=int, default=1, show_default=True)
+@click.option("--mem-tokens", type=int, default=1, show_default=True,
+              help="Number of [mem] vectors.")
 @click.option("--max-tokens", type=int, help="Cut the text to this many tokens.")
-@click.option("--max-steps", type=int)
-@click.option("--lr", type=float)
-@click.option("--min-margin", type=float)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--dtype", default="auto", show_default=True)
+@click.option("--max-steps", type=int, help="Optimizer steps (paper: 5000).")
+@click.option("--lr", type=float, help="Learning rate (paper: 1e-2).")
+@click.option("--min-margin", type=float,
+              help="Converged only when every target logit beats the runner-up by this much.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the initial vectors.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--dtype", default="auto", show_default=True,
+              help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16.")
 def export(model, text_path, out, mem_tokens, max_tokens, max_steps, lr, min_margin, seed,
            device, dtype) -> None:
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
@@ -213,13 +223,14 @@ def export(model, text_path, out, mem_tokens, max_tokens, max_steps, lr, min_mar
 @cli.command()
 @click.argument("adapter")
 @click.option("--model", required=True, help="The base model's spec.")
-@click.option("--device", default="auto", show_default=True)
-def decode(adapter, model, device) -> None:
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--dtype", default="auto", show_default=True, help="auto, fp32, bf16, fp16.")
+def decode(adapter, model, device, dtype) -> None:
     """Print the text of an adapter by greedy decoding; exit 1 if it does not match."""
     from cram_harness.api import decode_adapter
     from cram_harness.models import load_model
 
-    loaded, tokenizer = load_model(model, device=device)
+    loaded, tokenizer = load_model(model, device=device, dtype=dtype)
     decoded = decode_adapter(adapter, loaded, tokenizer)
     click.echo(decoded.text)
     click.echo(f"matches the stored text hash: {'yes' if decoded.matches else 'no'}", err=True)
@@ -235,7 +246,7 @@ def show(path: str) -> None:
 
     from cram_harness.report import load_results, rich_table, table1_rows
 
-    (res,) = load_results([path])[:1]
+    res = load_results([path])[-1]  # in a directory: the newest results file
     console = Console()
     console.print(f"{res['model_name']}  ({res.get('results_file')})")
     for sweep in res.get("sweeps", []):

@@ -232,6 +232,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     options = settings.engine_options(sweep.n_mem, model.dtype)
     config = CramConfig(**{**options, "seed": options["seed"] + sweep.restart})
     optimizer = {k: v for k, v in config.to_dict().items() if k != "n_mem"}
+    optimizer["weights"] = str(model.dtype)  # fp16 and fp32 weights must not share records
     progressive = settings.protocol == "fast" and not sweep.keep_vectors
     if progressive:
         optimizer["protocol"] = "fast"  # warm starts change results: never mixed with paper

@@ -118,6 +118,9 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, 
     aliases = model_aliases()
     if spec in aliases:
         target = Path(aliases[spec]())
+        if not target.exists():
+            raise CramError(f"model alias {spec!r} points at {target}, which does not exist: "
+                            "reinstall the package that provides it")
         if target.is_dir():
             return _from_pretrained(str(target), dtype)
         return _from_gguf(target, dtype)

@@ -32,8 +32,9 @@ SHORT = {"greedy_capacity": "greedy", "information_gain": "info (nats)", "utiliz
 
 
 def load_results(paths: Iterable[str | Path]) -> list[dict]:
-    """Results files, from files or directories (searched recursively for results_*.json);
-    for each model the newest file wins."""
+    """Results files, from files or directories (searched recursively for results_*.json),
+    oldest first within a directory (the names carry the time). Tables built from several
+    files of one model show the latest file's numbers."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():

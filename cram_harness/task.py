@@ -4,11 +4,13 @@
     kind: capacity               # capacity | token_gain | info_gain | mem_scaling |
                                  # similarity | interpolation
     dataset: pg19                # tasks of one dataset share their optimization runs
-    source: {kind: hf, repo: yurakuratov/pg19_valid_1k_chunks, split: test}
+    source: {kind: hf, repo: yurakuratov/pg19_valid_1k_chunks, split: train}
     lengths: [8, 16, 32, ...]    # token lengths L of the sweep
     mem_tokens: [1]              # numbers of [mem] vectors k
     num_samples: 50
     stop_below: 0.5              # stop climbing once a length's mean accuracy is below this
+    threshold: 0.99              # accuracy that counts as decoded (capacity, full vectors)
+    description: "..."           # shown by `cram-eval ls tasks`
     version: 1
     restarts: 4                  # similarity / interpolation: solutions per text
     num_thetas: 11               # interpolation: points on each line between two solutions

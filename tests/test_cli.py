@@ -32,7 +32,8 @@ def results_dir(tiny_model_dir, tmp_path_factory):
 
 def test_run_writes_results_and_samples(results_dir):
     (model_dir,) = results_dir.iterdir()
-    names = sorted(p.name.split("_20")[0] for p in model_dir.iterdir())
+    names = sorted(p.name.split("_20")[0] for p in model_dir.iterdir()
+                   if not p.name.startswith("."))
     assert names == ["records.jsonl", "results", "samples_capacity_pg19",
                      "samples_info_gain_pg19", "samples_mem_scaling_pg19",
                      "samples_token_gain_pg19"]

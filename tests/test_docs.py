@@ -30,7 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PLUGIN = ROOT / "plugins" / "example_plugin"
-RECIPES = ["table1.md", "leaderboard.md", "report.md", "peft.md", "lm-eval.md"]
+RECIPES = ["table1.md", "leaderboard.md", "report.md", "peft.md", "lm-eval.md", "distributed.md"]
 MODEL = "smollm2-135m"
 
 MARK = re.compile(r"^<!-- doctest: (?:(?P<run>run)|skip \((?P<why>.+)\)|file (?P<path>\S+)) -->$")
