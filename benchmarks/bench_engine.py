@@ -63,7 +63,9 @@ def measure(model, batch: list[list[int]], steps: int, dtype: str) -> float:
                         min_margin=1e9, dtype=dtype)
     marks: dict[int, float] = {}
 
-    def on_step(info) -> None:  # StepInfo reads floats from the device: the step is done
+    def on_step(info) -> None:
+        if info.losses.is_cuda:  # the step's kernels are queued: wait for them
+            torch.cuda.synchronize()
         marks[info.step] = time.perf_counter()
 
     outcomes = cram_batch(model, batch, config, on_step=on_step)

@@ -5,15 +5,10 @@ module; it draws on matplotlib's Agg canvas and never touches pyplot's global st
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import tempfile
 import textwrap
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,93 +16,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-THRESHOLD = 0.99  # the paper's accuracy threshold for capacity and "full" vectors
+from cram_harness.metrics import LOSSLESS_THRESHOLD as THRESHOLD
+from cram_harness.outputs import atomic_path
+from cram_harness.runs import Run
+
 DPI = 130
-SETTING_KEYS = ("protocol", "lr", "max_steps", "min_margin", "temperature", "dtype")
 
 
 class Skip(Exception):  # noqa: N818 - a figure skipped for missing data, not an error
     """A figure whose data is missing; str() is the one-line reason."""
-
-
-@dataclass
-class Run:
-    """One results file: its dict, model, legend label and per-sample records."""
-
-    results: dict
-    model: str
-    label: str = ""
-    samples: list[dict] = field(default_factory=list)
-
-    def setting(self, key: str) -> object:
-        """A setting: the results config's value, else (None, "auto") the records' own."""
-        value = self.results.get("config", {}).get(key)
-        if value is None or value == "auto":
-            seen = Counter(json.dumps(s.get("config", {}).get(key)) for s in self.samples)
-            found = json.loads(seen.most_common(1)[0][0]) if seen else None
-            value = value if found is None else found
-        return value
-
-    def tasks(self, *kinds: str) -> Iterator[tuple[str, dict, str]]:
-        """(task name, metrics, dataset) of the run's tasks of these kinds."""
-        for name, values in self.results.get("results", {}).items():
-            cfg = self.results.get("configs", {}).get(name, {})
-            kind = cfg.get("kind") or name.rsplit("_", 1)[0]
-            if kind in kinds:
-                yield name, values, str(cfg.get("dataset") or name.rsplit("_", 1)[-1])
-
-    def analyses(self, kind: str) -> list[dict]:
-        """The run's analyses of this kind (told by "kind", else by their keys)."""
-        out = []
-        for name, a in (self.results.get("analyses") or {}).items():
-            if isinstance(a, dict) and kind == a.get("kind", (
-                    "similarity" if "intra_cosine" in a else "interpolation")):
-                cfg = self.results.get("configs", {}).get(name, {})
-                out.append({"dataset": cfg.get("dataset") or name.rsplit("_", 1)[-1], **a})
-        return out
-
-
-def load_runs(results: list[dict]) -> list[Run]:
-    """Runs of results dicts. Runs of one model whose settings differ get the differing
-    settings in their label, so that legends keep them apart; same labels get the file's time."""
-    runs = [Run(r, str(r.get("model_name") or r.get("config", {}).get("model") or "?"),
-                samples=read_samples(r)) for r in results]
-    by_model: dict[str, list[Run]] = {}
-    for run in runs:
-        by_model.setdefault(run.model, []).append(run)
-    for group in by_model.values():
-        differ = [k for k in SETTING_KEYS if len({repr(r.setting(k)) for r in group}) > 1]
-        for run in group:
-            extra = ", ".join(f"{k}={_text(run.setting(k))}" for k in differ)
-            run.label = f"{run.model} ({extra})" if extra else run.model
-    counts = Counter(run.label for run in runs)
-    for i, run in enumerate(runs):
-        if counts[run.label] > 1:
-            stem = Path(str(run.results.get("results_file", f"#{i}"))).stem
-            run.label += f" [{stem.removeprefix('results_')}]"
-    return runs
-
-
-def read_samples(results: dict) -> list[dict]:
-    """The sample records beside a results file (samples_<task>_<time>.jsonl), one per key."""
-    if not results.get("results_file"):
-        return []
-    path = Path(results["results_file"])
-    stamp = path.stem.removeprefix("results_")
-    seen: dict[str, dict] = {}
-    for f in sorted(path.parent.glob(f"samples_*_{stamp}.jsonl")):
-        for line in f.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict):
-                seen.setdefault(str(rec.get("key") or json.dumps(rec, sort_keys=True)), rec)
-    return list(seen.values())
-
-
-def _text(value: object) -> str:
-    return "default" if value is None else str(value)
 
 
 def _val(values: dict, metric: str) -> float | None:
@@ -129,18 +46,11 @@ def _figure(panels: int = 1, width: float = 7.0) -> tuple[Figure, list]:
 
 
 def _save(fig: Figure, out_dir: Path, name: str, formats: Sequence[str]) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         path = out_dir / f"{name}.{fmt}"
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=DPI)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         paths.append(path)
     return paths
 

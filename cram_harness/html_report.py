@@ -15,7 +15,7 @@ from cram_harness.outputs import write_text_atomic
 from cram_harness.report import COLUMNS, fmt, table1_rows
 
 if TYPE_CHECKING:
-    from cram_harness.figures import Run
+    from cram_harness.runs import Run
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -42,7 +42,8 @@ PACKAGES = ("cram-harness", "torch", "transformers", "peft", "lm_eval", "dataset
 def write_report(results: list[dict], out_dir: Path,
                  formats: Sequence[str] = ("png",)) -> Path:
     """Write the figures (PNG always, plus `formats`) and out_dir/report.html; return its path."""
-    from cram_harness.figures import load_runs, make_figures
+    from cram_harness.figures import make_figures
+    from cram_harness.runs import load_runs
 
     out_dir = Path(out_dir)
     runs = load_runs(results)

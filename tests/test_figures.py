@@ -14,9 +14,10 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from cram_harness import figures  # noqa: E402
-from cram_harness.figures import Skip, load_runs, make_figures  # noqa: E402
+from cram_harness.figures import Skip, make_figures  # noqa: E402
 from cram_harness.html_report import write_report  # noqa: E402
 from cram_harness.report import load_results  # noqa: E402
+from cram_harness.runs import load_runs  # noqa: E402
 
 LENGTHS = (8, 16, 32)
 

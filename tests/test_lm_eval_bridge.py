@@ -166,3 +166,34 @@ def test_our_model_does_not_hide_lm_evals_own():
 
     assert get_model("cram").__name__ == "CramLM"
     assert get_model("hf").__name__ == "HFLM"
+
+
+@pytest.mark.slow
+def test_smollm2_alias_with_a_mem_prefix_in_lm_eval(tmp_path):
+    """The GGUF alias lm-eval's HF model cannot load, through our model type, with a real
+    crammed adapter: the log-likelihoods are those of our own forward pass."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    import cram_harness
+    from cram_harness.adapter import text_logits
+    from cram_harness.lm_eval_bridge import CramLM
+
+    model, tok = cram_harness.load_model("smollm2-135m", device="cpu")
+    (result,) = cram_harness.cram(model, "It was a dark and stormy night", tokenizer=tok,
+                                  max_steps=30)
+    adapter = result.save_adapter(tmp_path / "adapter")
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(json.dumps({"context": "The old house stood", "target": "on the hill"}) + "\n")
+    task_dir = tmp_path / "ll_task"
+    task_dir.mkdir()
+    (task_dir / "local_ll.yaml").write_text(LL_TASK.format(data=docs))
+    lm = CramLM(pretrained="smollm2-135m", mem=str(adapter))
+    out = lm_eval.simple_evaluate(model=lm, tasks=["local_ll"], log_samples=True,
+                                  task_manager=TaskManager(include_path=str(task_dir)))
+    got = out["samples"]["local_ll"][0]["resps"][0][0][0]
+    ctx, cont = tok("The old house stood").input_ids, tok(" on the hill").input_ids
+    ids = torch.tensor([ctx + cont])
+    logp = text_logits(model, ids, torch.ones_like(ids), result.memory[None]).log_softmax(-1)[0]
+    expected = sum(float(logp[len(ctx) - 1 + j, t]) for j, t in enumerate(cont))
+    assert got == pytest.approx(expected, abs=1e-3)
