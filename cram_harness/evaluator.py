@@ -77,6 +77,7 @@ class Sweep:
     task_lengths: dict[str, set[int]] = field(default_factory=dict)  # what each task reads
     keys: dict[int, list[str]] = field(default_factory=dict)  # length -> record keys
     tokens: dict[int, list[list[int]]] = field(default_factory=dict)  # aligned with keys
+    ids: dict[int, list[str]] = field(default_factory=dict)  # text ids, aligned with keys
     restart: int = 0  # analyses run several seeds per text: seed = run seed + restart
     keep_vectors: bool = False
     short: dict[int, int] = field(default_factory=dict)  # length -> texts shorter than it
@@ -157,13 +158,18 @@ def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Swee
         n = settings.limit or task.num_samples
         stop = task.stop_below if settings.stop_below is None else settings.stop_below
         analysis = task.kind in ANALYSES
+        # Analyses and estimates run every length they ask for (no stop floor), apart from
+        # the climbing sweeps; records are still shared through their keys.
+        group = "analysis" if analysis else \
+            "estimate" if task.kind == "capacity_estimate" else "sweep"
         restarts = range(task.restarts) if analysis else range(1)
         for k in settings.mem_tokens or task.mem_tokens:
             for restart in restarts:
-                key = (task.dataset, json.dumps(source, sort_keys=True), k, analysis, restart)
+                key = (task.dataset, json.dumps(source, sort_keys=True), k, group, restart)
                 sweep = sweeps.setdefault(key, Sweep(
                     task.dataset, source, k, sorted(set(lengths)), n,
-                    None if analysis else stop, restart=restart, keep_vectors=analysis))
+                    stop if group == "sweep" else None, restart=restart,
+                    keep_vectors=analysis))
                 sweep.lengths = sorted(set(sweep.lengths) | set(lengths))
                 sweep.num_samples = max(sweep.num_samples, n)
                 if sweep.stop_below is not None:
@@ -192,6 +198,8 @@ def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) ->
                             display, rank)
     analyses = {t.name: run_analysis(t, sweeps, store, model)
                 for t in task_cfgs if t.kind in ANALYSES and rank.is_main}
+    analyses.update({t.name: run_estimate(t, sweeps, store, model, info)
+                     for t in task_cfgs if t.kind == "capacity_estimate" and rank.is_main})
     results, samples = build_results(
         spec=spec, requested=names, task_cfgs=task_cfgs, sweeps=sweeps, store=store,
         model_info=info, settings=asdict(settings), analyses=analyses,
@@ -265,6 +273,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                 warm = alive[sample.id] if alive is not None else None
                 jobs.append((key, sample.id, tokens, warm))
         sweep.keys[length], sweep.tokens[length], sweep.short[length] = keys, token_lists, short
+        sweep.ids[length] = ids
         sweep.carried[length] = [last_acc[t] for t in last_acc]
         if not keys:
             reason = "no text is that long" if alive is None or short else \
@@ -335,6 +344,51 @@ def run_analysis(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, mode
         out["thetas"] = thetas
         out["curves"] = interpolation_curves(model, runs[0].tokens[length], solutions, thetas)
     return out
+
+
+def run_estimate(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, model,
+                 info: dict) -> dict:
+    """Each text's longest decodable prefix predicted from its own CE and the information
+    gain measured at the task's (probe) length; against the measured one where the run also
+    swept that dataset's grid (e.g. with capacity_<dataset>)."""
+    from cram_harness.estimate import cumulative_cross_entropy, predicted_length
+
+    probe_sweep = next(s for s in sweeps if task.name in s.tasks)
+    probe = max(probe_sweep.task_lengths[task.name] & set(probe_sweep.keys), default=None)
+    out: dict[str, Any] = {"kind": task.kind, "dataset": task.dataset, "probe_length": probe}
+    if probe is None:
+        return {**out, "reason": "the probe length was not run"}
+    recs = [store.get(k) for k in probe_sweep.keys[probe]]
+    full = [r for r in recs if r["best_accuracy"] <= task.threshold
+            and not r.get("numerical_fault")]
+    if not full:
+        return {**out, "reason": f"no vector is full at {probe} tokens: probe a longer length"}
+    gain = metrics.mean_std(r["information_gain"] for r in full)
+    cumulative = cumulative_cross_entropy(model, probe_sweep.tokens[probe])
+    measured = _lossless_lengths(task, sweeps, store, probe_sweep.n_mem)
+    texts = []
+    for text_id, cum in zip(probe_sweep.ids[probe], cumulative):
+        predicted = predicted_length(cum, gain.mean, info["adds_bos"])
+        texts.append({"sample_id": text_id, "predicted": predicted,
+                      "at_least": predicted >= probe, "measured": measured.get(text_id)})
+    return {**out, "n_mem": probe_sweep.n_mem, "information_gain": gain.mean,
+            "information_gain_stderr": gain.stderr, "n_full_vectors": gain.n, "texts": texts}
+
+
+def _lossless_lengths(task: TaskConfig, sweeps: list[Sweep], store: RecordStore,
+                      n_mem: int) -> dict[str, int]:
+    """Text id -> the longest length at which it was decoded exactly, from the run's other
+    sweeps of the same dataset."""
+    longest: dict[str, int] = {}
+    for s in sweeps:
+        if s.dataset != task.dataset or s.n_mem != n_mem or s.keep_vectors:
+            continue
+        for length, keys in s.keys.items():
+            for text_id, key in zip(s.ids[length], keys):
+                rec = store.get(key)
+                if rec["best_accuracy"] >= 1.0 and rec["greedy_exact"]:
+                    longest[text_id] = max(longest.get(text_id, 0), length)
+    return longest
 
 
 def _free_accelerator_memory() -> None:

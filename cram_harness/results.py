@@ -79,11 +79,33 @@ def analysis_metrics(analysis: dict) -> dict:
             _key("worst_midpoint_accuracy_stderr"): "N/A"}
 
 
+def estimate_metrics(estimate: dict, records: list[dict]) -> dict:
+    """Predicted capacity (the shortest text's predicted prefix, as capacity is the length
+    every text decodes at), the measured one where the grid was swept, and the per-text
+    error in tokens."""
+    texts = estimate.get("texts") or []
+    if not texts:
+        return {_key("predicted_capacity"): None, _key("predicted_capacity_stderr"): "N/A"}
+    out = {_key("information_gain"): estimate["information_gain"],
+           _key("information_gain_stderr"): estimate["information_gain_stderr"],
+           _key("predicted_capacity"): min(t["predicted"] for t in texts),
+           _key("predicted_capacity_stderr"): "N/A"}
+    pairs = [(t["predicted"], t["measured"]) for t in texts if t["measured"] is not None]
+    if pairs:
+        errors = metrics.mean_std(abs(p - m) for p, m in pairs)
+        out.update({_key("measured_capacity"): min(m for _, m in pairs),
+                    _key("measured_capacity_stderr"): "N/A",
+                    **_mean_std_metrics("prediction_error_tokens", errors)})
+    return out
+
+
 def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
                  analyses: dict | None = None) -> tuple[dict, list]:
     """(metrics, records used) of one task."""
     mems = sorted({s.n_mem for s in sweeps if task.name in s.tasks})
     first = task_records(task, sweeps, store, mems[0]) if mems else []
+    if task.kind == "capacity_estimate":
+        return estimate_metrics((analyses or {}).get(task.name, {}), first), first
     if task.kind in ("similarity", "interpolation"):
         used = [r for s in sweeps if task.name in s.tasks
                 for length, keys in s.keys.items() for r in map(store.get, keys)]

@@ -2,7 +2,7 @@
 
     task: capacity_pg19          # the name users pass to --tasks
     kind: capacity               # capacity | token_gain | info_gain | mem_scaling |
-                                 # similarity | interpolation
+                                 # similarity | interpolation | capacity_estimate
     dataset: pg19                # tasks of one dataset share their optimization runs
     source: {kind: hf, repo: yurakuratov/pg19_valid_1k_chunks, split: train}
     lengths: [8, 16, 32, ...]    # token lengths L of the sweep
@@ -27,7 +27,8 @@ import yaml
 
 from cram_harness.errors import CramError
 
-KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling", "similarity", "interpolation")
+KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling", "similarity", "interpolation",
+         "capacity_estimate")
 ANALYSES = ("similarity", "interpolation")  # several restarts per text, vectors kept
 
 
