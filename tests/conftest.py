@@ -104,14 +104,17 @@ def tiny_model_dir(tmp_path_factory):
     return str(path)
 
 
+def write_corpus(directory, books: int = 2) -> str:
+    """A directory of small .txt books of word sentences (one text each)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(books):
+        (directory / f"book{i}.txt").write_text(word_sentences(12, seed=i))
+    return str(directory)
+
+
 @pytest.fixture
 def word_corpus(tmp_path):
-    """A directory of two small .txt books of word sentences."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for i in range(2):
-        (corpus / f"book{i}.txt").write_text(word_sentences(12, seed=i))
-    return str(corpus)
+    return write_corpus(tmp_path / "corpus")
 
 
 @pytest.fixture(scope="session")

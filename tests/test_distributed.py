@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cram_harness.records import read_records
+from tests.conftest import write_corpus
 
 ARGS = ["--tasks", "capacity_pg19,token_gain_pg19", "--limit", "3", "--lengths", "4,8",
         "--max-steps", "30", "--lr", "0.3", "--batch-size", "1", "--stop-below", "0"]
@@ -37,13 +38,7 @@ def all_records(out: Path) -> list[dict]:
 
 @pytest.fixture
 def corpus(tmp_path):
-    from tests.conftest import word_sentences
-
-    path = tmp_path / "corpus"
-    path.mkdir()
-    for i in range(3):
-        (path / f"book{i}.txt").write_text(word_sentences(12, seed=i))
-    return str(path)
+    return write_corpus(tmp_path / "corpus", books=3)
 
 
 def test_two_ranks_give_the_results_of_one(tiny_model_dir, corpus, tmp_path):
