@@ -271,7 +271,8 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             token_lists.append(tokens)
             if key not in store or (keep_vectors and not store.has_vectors(key)):
                 warm = alive[sample.id] if alive is not None else None
-                jobs.append((key, sample.id, tokens, warm))
+                if rank.owns(len(keys) - 1):  # by place in the length's list, not by what is done
+                    jobs.append((key, sample.id, tokens, warm))
         sweep.keys[length], sweep.tokens[length], sweep.short[length] = keys, token_lists, short
         sweep.ids[length] = ids
         sweep.carried[length] = [last_acc[t] for t in last_acc]
@@ -283,7 +284,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             break
         display.length_start(label, sweep.n_mem, length, len(jobs), len(keys) - len(jobs))
 
-        def store_result(i: int, result: Any, jobs: list, length: int = length) -> None:
+        def store_result(i: int, result: Any, jobs: list = jobs, length: int = length) -> None:
             key, sample_id, _, _ = jobs[i]
             record = {**result.record(), "key": key, "dataset": sweep.dataset,
                       "sample_id": sample_id, "length": length, "n_mem": sweep.n_mem,
@@ -294,15 +295,13 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             display.sample_done(record)
 
         t0 = time.time()
-        mine = [job for job in jobs if rank.owns(keys.index(job[0]))]
-        if mine:
+        if jobs:  # this rank's pending samples
             init = None
             if progressive and alive is not None:
-                init = torch.stack([store.load_vectors(warm) for *_, warm in mine])
-            cram_token_ids(model, [job[2] for job in mine], config, init=init,
+                init = torch.stack([store.load_vectors(warm) for *_, warm in jobs])
+            cram_token_ids(model, [job[2] for job in jobs], config, init=init,
                            batch_size=settings.batch_size, on_step=display.step,
-                           on_result=lambda i, r, mine=mine: store_result(i, r, mine),
-                           max_tokens=length)
+                           on_result=store_result, max_tokens=length)
         seconds += time.time() - t0
         if rank.world > 1:  # every rank reads the others' records before deciding to go on
             rank.barrier()
