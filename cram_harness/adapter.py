@@ -8,6 +8,9 @@ changes a sample's logits, so texts of different lengths share one batch.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +45,64 @@ def init_memory(model: nn.Module, n_mem: int, seeds: list[int]) -> torch.Tensor:
     return torch.stack(rows).to(model.device)
 
 
+_SUBSPACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def embedding_subspace(model: nn.Module, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(center (d,), basis (d, rank)): the mean token embedding as the model sees it and the
+    top-`rank` principal directions of the embeddings around it, fp32 on the model's device.
+    A [mem] vector confined to center + span(basis) has `rank` free coordinates."""
+    weight = model.get_input_embeddings().weight
+    vocab, d = weight.shape
+    if not 1 <= rank <= d:
+        raise ValueError(f"subspace rank must be in 1..{d} (the model's width), got {rank}")
+    cached = _SUBSPACES.setdefault(model, {})
+    if rank not in cached:
+        scale = embedding_scale(model)
+        total = torch.zeros(d, dtype=torch.float64, device=weight.device)
+        gram = torch.zeros(d, d, dtype=torch.float64, device=weight.device)
+        for rows in weight.detach().split(32768):  # no fp32 copy of a 262k-row matrix
+            rows = rows.double() * scale
+            total += rows.sum(0)
+            gram += rows.T @ rows
+        center = total / vocab
+        cov = gram / vocab - torch.outer(center, center)
+        _, vectors = torch.linalg.eigh(cov)  # ascending eigenvalues
+        basis = vectors[:, -rank:].flip(1)
+        cached[rank] = (center.float(), basis.float().contiguous())
+    return cached[rank]
+
+
+@contextlib.contextmanager
+def activation_checkpointing(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Recompute each decoder layer's activations in the backward pass instead of keeping
+    them: far less memory for long texts, about a third more compute. transformers only
+    checkpoints layers in training mode, so only the layers themselves are switched to it;
+    their submodules stay in eval mode, so dropout stays off."""
+    if not enabled:
+        yield
+        return
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(f"{type(model).__name__} does not support activation checkpointing")
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:  # transformers >= 5.x renamed it
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    layers = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False) is True
+              and not m.training]
+    for layer in layers:
+        layer.training = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.training = False
+        disable = getattr(model, "activation_checkpointing_disable", None) \
+            or model.gradient_checkpointing_disable
+        disable()
+
+
 def pad_right(token_ids: list[list[int]], pad_id: int, device: torch.device | str):
     """(ids, mask): right-padded (B, N) tensors; mask is 1 on real tokens."""
     width = max(len(t) for t in token_ids)
@@ -57,7 +118,8 @@ def pad_right(token_ids: list[list[int]], pad_id: int, device: torch.device | st
 class TokenStats:
     """Per-sample measurements over the predicted positions (all (B,) tensors)."""
 
-    loss: torch.Tensor  # mean CE in nats (at the CE temperature used)
+    loss: torch.Tensor  # the training loss: mean CE at the CE temperature used
+    nats: torch.Tensor  # mean CE in nats at temperature 1 (what the gains are made of)
     accuracy: torch.Tensor  # teacher-forced: share of positions whose argmax is the target
     min_margin: torch.Tensor  # smallest (target logit - best other logit); > 0 means argmax hit
 
@@ -74,6 +136,11 @@ def token_stats(
     )
     loss = (ce * maskf).sum(1) / count
     with torch.no_grad():
+        if temperature == 1.0:
+            nats = loss.detach()
+        else:
+            plain = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+            nats = (plain * maskf).sum(1) / count
         target_logit = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         top2 = logits.topk(2, dim=-1)
         best_other = torch.where(
@@ -83,7 +150,7 @@ def token_stats(
         hit = (top2.indices[..., 0] == targets).float()
         accuracy = (hit * maskf).sum(1) / count
         min_margin = margin.masked_fill(mask == 0, float("inf")).min(1).values
-    return TokenStats(loss=loss, accuracy=accuracy, min_margin=min_margin)
+    return TokenStats(loss=loss, nats=nats, accuracy=accuracy, min_margin=min_margin)
 
 
 def text_logits(

@@ -13,6 +13,7 @@ import torch
 
 from cram_harness import metrics
 from cram_harness.adapter import greedy_decode, pad_right, text_logits, token_stats
+from cram_harness.batching import auto_batch_size
 from cram_harness.cramming import CramConfig, StepInfo, cram_batch
 from cram_harness.errors import CramError
 from cram_harness.models import load_model
@@ -129,9 +130,12 @@ def cram_token_ids(
     on_result: Callable[[int, CramResult], None] | None = None,
     max_tokens: int | None = None,
 ) -> list[CramResult]:
-    """`cram` on token sequences already encoded (seed token first), in batches. A batch
-    that runs out of accelerator memory is split in two and the run goes on."""
-    size = batch_size or len(token_lists)
+    """`cram` on token sequences already encoded (seed token first), in batches of
+    `batch_size` (None: as many as the free memory holds, `batching.auto_batch_size`). A batch
+    that runs out of memory is split in two and the run goes on."""
+    size = batch_size or auto_batch_size(
+        model, max(len(t) for t in token_lists) + config.n_mem, len(token_lists),
+        bf16=config.dtype == "bf16", checkpointing=config.checkpointing)
     spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")
     results: dict[int, CramResult] = {}
 

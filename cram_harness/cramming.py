@@ -5,6 +5,11 @@ the batch, so that a finished sample can leave the batch with its state). A samp
 when every target is the argmax with at least `min_margin` to spare (the paper: 100%
 teacher-forced accuracy), or after `patience` steps without improvement, or at `max_steps`.
 The best state seen is kept, as in the paper.
+
+Beyond the paper (SPEC section 3), as options: a CE temperature for the training loss (the
+recorded loss is always plain CE), a minimum logit margin for convergence, a low-dimensional
+reparametrization (`subspace`: the vector moves only along the top principal directions of
+the token embeddings), and activation checkpointing for long texts.
 """
 
 from __future__ import annotations
@@ -16,7 +21,14 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from cram_harness.adapter import init_memory, pad_right, text_logits, token_stats
+from cram_harness.adapter import (
+    activation_checkpointing,
+    embedding_subspace,
+    init_memory,
+    pad_right,
+    text_logits,
+    token_stats,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,8 @@ class CramConfig:
     min_margin: float = 0.0  # beyond the paper: > 0 makes greedy decoding exact (SPEC 3)
     temperature: float = 1.0  # CE temperature of the training loss
     dtype: str = "fp32"  # fp32, or bf16 autocast
+    subspace: int = 0  # > 0: optimize this many coordinates along the embeddings' top PCs
+    checkpointing: bool = False  # activation checkpointing: less memory, more compute
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -42,6 +56,8 @@ class CramConfig:
             raise ValueError("max_steps and patience must be at least 1")
         if self.lr <= 0 or self.temperature <= 0:
             raise ValueError("lr and temperature must be positive")
+        if self.subspace < 0:
+            raise ValueError(f"subspace must be 0 (off) or a positive rank, got {self.subspace}")
         if self.dtype not in ("fp32", "bf16"):
             raise ValueError(f"dtype must be fp32 or bf16, got {self.dtype!r}")
 
@@ -114,12 +130,20 @@ def cram_batch(
         seeds = [sample_seed(config.seed, t, config.n_mem) for t in token_ids]
         init = init_memory(model, config.n_mem, seeds)
     mem = init.detach().float().to(device).clone()
+    center = basis = None
+    if config.subspace:  # optimize coordinates; the vectors are center + coords @ basis.T
+        center, basis = embedding_subspace(model, config.subspace)
+        mem = (mem - center) @ basis
+
+    def vectors(coords: torch.Tensor) -> torch.Tensor:
+        return coords if basis is None else center + coords @ basis.T
+
     exp_avg = torch.zeros_like(mem)
     exp_sq = torch.zeros_like(mem)
     ids_all, mask_all = pad_right(token_ids, pad_id=0, device=device)
     lengths = torch.tensor([len(t) for t in token_ids], device=device)
 
-    best_mem = mem.clone()
+    best_mem = vectors(mem).detach().clone()
     best_acc = torch.full((n,), -1.0, device=device)
     best_loss = torch.full((n,), float("inf"), device=device)
     best_margin = torch.full((n,), -float("inf"), device=device)
@@ -144,60 +168,61 @@ def cram_batch(
     beta1, beta2 = config.betas
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.dtype == "bf16")
     start = time.perf_counter()
-    for step in range(1, config.max_steps + 1):
-        width = int(lengths[active].max())  # drop padding no active sample needs
-        ids, mask = ids_all[active, :width], mask_all[active, :width]
-        params = mem[active].requires_grad_(True)
-        with autocast:
-            logits = text_logits(model, ids, mask, params)
-        stats = token_stats(logits, ids[:, 1:], mask[:, 1:], config.temperature)
-        (grad,) = torch.autograd.grad(stats.loss.sum(), params)
+    with activation_checkpointing(model, config.checkpointing):
+        for step in range(1, config.max_steps + 1):
+            width = int(lengths[active].max())  # drop padding no active sample needs
+            ids, mask = ids_all[active, :width], mask_all[active, :width]
+            params = mem[active].requires_grad_(True)
+            with autocast:
+                logits = text_logits(model, ids, mask, vectors(params))
+            stats = token_stats(logits, ids[:, 1:], mask[:, 1:], config.temperature)
+            (grad,) = torch.autograd.grad(stats.loss.sum(), params)
 
-        # Score the state the gradient was taken at (the paper keeps the pre-update state).
-        acc, margin = stats.accuracy, stats.min_margin
-        faulty = ~torch.isfinite(stats.loss.detach())  # caught at the step it happens
-        fault[active] |= faulty
-        perfect = (acc >= 1.0) & ~faulty
-        improved = ~faulty & ((acc > best_acc[active]) | (
-            perfect & (best_acc[active] >= 1.0) & (margin > best_margin[active])
-        ))
-        idx = active[improved]
-        best_mem[idx] = params.detach()[improved]
-        best_acc[idx] = acc[improved]
-        best_loss[idx] = stats.loss.detach()[improved]
-        best_margin[idx] = margin[improved]
-        best_step[idx] = step
-        since_best[active] = torch.where(improved, 0, since_best[active] + 1)
-        is_converged = perfect & (margin >= config.min_margin)
-        converged[active] = is_converged
+            # Score the state the gradient was taken at (the paper keeps the pre-update state).
+            acc, margin = stats.accuracy, stats.min_margin
+            faulty = ~torch.isfinite(stats.loss.detach())  # caught at the step it happens
+            fault[active] |= faulty
+            perfect = (acc >= 1.0) & ~faulty
+            improved = ~faulty & ((acc > best_acc[active]) | (
+                perfect & (best_acc[active] >= 1.0) & (margin > best_margin[active])
+            ))
+            idx = active[improved]
+            best_mem[idx] = vectors(params.detach()[improved])
+            best_acc[idx] = acc[improved]
+            best_loss[idx] = stats.nats[improved]
+            best_margin[idx] = margin[improved]
+            best_step[idx] = step
+            since_best[active] = torch.where(improved, 0, since_best[active] + 1)
+            is_converged = perfect & (margin >= config.min_margin)
+            converged[active] = is_converged
 
-        # AdamW (decoupled weight decay), as torch.optim.AdamW does it.
-        with torch.no_grad():
-            p = mem[active]
-            p.mul_(1 - config.lr * config.weight_decay)
-            m = exp_avg[active].mul_(beta1).add_(grad, alpha=1 - beta1)
-            v = exp_sq[active].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            bias1, bias2 = 1 - beta1**step, 1 - beta2**step
-            denom = (v / bias2).sqrt_().add_(config.eps)
-            p.addcdiv_(m, denom, value=-config.lr / bias1)
-            mem[active], exp_avg[active], exp_sq[active] = p, m, v
+            # AdamW (decoupled weight decay), as torch.optim.AdamW does it.
+            with torch.no_grad():
+                p = mem[active]
+                p.mul_(1 - config.lr * config.weight_decay)
+                m = exp_avg[active].mul_(beta1).add_(grad, alpha=1 - beta1)
+                v = exp_sq[active].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                bias1, bias2 = 1 - beta1**step, 1 - beta2**step
+                denom = (v / bias2).sqrt_().add_(config.eps)
+                p.addcdiv_(m, denom, value=-config.lr / bias1)
+                mem[active], exp_avg[active], exp_sq[active] = p, m, v
 
-        finished = is_converged | faulty | (since_best[active] >= config.patience)
-        if step == config.max_steps:
-            finished = torch.ones_like(finished)
-        if bool(finished.any()):  # the one host sync per step: the stop rule needs it
-            gone = active[finished].cpu()
-            done_steps[gone] = step
-            done_secs[gone] = time.perf_counter() - start
-            active = active[~finished]
-            for i in gone.tolist():
-                outcomes[i] = _outcome(i)
-                if on_finish is not None:
-                    on_finish(i, outcomes[i])
-        if on_step is not None:
-            on_step(StepInfo(step=step, active=len(active), finished=n - len(active), total=n,
-                             best_accuracies=best_acc, losses=stats.loss.detach()))
-        if len(active) == 0:
-            break
+            finished = is_converged | faulty | (since_best[active] >= config.patience)
+            if step == config.max_steps:
+                finished = torch.ones_like(finished)
+            if bool(finished.any()):  # the one host sync per step: the stop rule needs it
+                gone = active[finished].cpu()
+                done_steps[gone] = step
+                done_secs[gone] = time.perf_counter() - start
+                active = active[~finished]
+                for i in gone.tolist():
+                    outcomes[i] = _outcome(i)
+                    if on_finish is not None:
+                        on_finish(i, outcomes[i])
+            if on_step is not None:
+                on_step(StepInfo(step=step, active=len(active), finished=n - len(active), total=n,
+                                 best_accuracies=best_acc, losses=stats.nats))
+            if len(active) == 0:
+                break
 
     return outcomes  # every sample finished: the last step finishes all that remain
