@@ -23,6 +23,18 @@ def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
         raise CramError(f"{name} takes comma-separated integers, got {value!r}") from None
 
 
+def _batch_size(value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise CramError(f"--batch-size takes a positive integer or auto, got {value!r}")
+    return size
+
+
 class DefaultRunGroup(click.Group):
     """`cram-eval --model ...` means `cram-eval run --model ...` (lm-eval's habit)."""
 
@@ -54,8 +66,8 @@ def cli() -> None:
 @click.option("--limit", type=int, help="Texts per length (default: each task's own).")
 @click.option("--lengths", help="Token lengths to sweep, e.g. 8,16,32 (default: the task's).")
 @click.option("--mem-tokens", help="Numbers of [mem] vectors, e.g. 1,2,4 (default: the task's).")
-@click.option("--batch-size", type=int, default=8, show_default=True,
-              help="Texts optimized together.")
+@click.option("--batch-size", default="auto", show_default=True,
+              help="Texts optimized together; auto: as many as the free memory holds.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--dtype", default="auto", show_default=True,
               help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16.")
@@ -65,10 +77,19 @@ def cli() -> None:
 @click.option("--lr", type=float, help="Learning rate (paper: 1e-2).")
 @click.option("--min-margin", type=float,
               help="Converged only when every target logit beats the runner-up by this much.")
-@click.option("--protocol", type=click.Choice(["paper", "fast"]), default="paper",
+@click.option("--temperature", type=float,
+              help="CE temperature of the training loss (paper: 1; below 1 is colder).")
+@click.option("--subspace", type=int,
+              help="Optimize only this many coordinates along the token embeddings' top "
+                   "principal directions (default: all of them).")
+@click.option("--checkpointing", is_flag=True,
+              help="Activation checkpointing: far less memory for long texts, ~1/3 more time.")
+@click.option("--protocol", type=click.Choice(["paper", "fast", "max"]), default="paper",
               show_default=True,
               help="paper: every text at every length. fast: texts climb the lengths while "
-                   "lossless, warm-started from their shorter solution (far fewer steps).")
+                   "lossless, warm-started from their shorter solution (far fewer steps). "
+                   "max: climbs while greedy decoding is exact, with the levers of later work "
+                   "(lr scaled to the embeddings, logit margin 0.5) unless set.")
 @click.option("--stop-below", type=float,
               help="Stop the sweep once a length's mean accuracy falls below this "
                    "(default: the task's; 0 runs the whole grid).")
@@ -79,8 +100,8 @@ def cli() -> None:
 @click.option("--include-path", multiple=True, help="Extra directory of task YAML.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow model code from the hub.")
 def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, seed, max_steps,
-        lr, min_margin, protocol, stop_below, data_files, output_path, include_path,
-        trust_remote_code) -> None:
+        lr, min_margin, temperature, subspace, checkpointing, protocol, stop_below, data_files,
+        output_path, include_path, trust_remote_code) -> None:
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
 
@@ -90,8 +111,10 @@ def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, se
 
     settings = RunSettings(
         limit=limit, lengths=_ints(lengths, "--lengths"),
-        mem_tokens=_ints(mem_tokens, "--mem-tokens"), batch_size=batch_size, device=device,
-        dtype=dtype, seed=seed, max_steps=max_steps, lr=lr, min_margin=min_margin,
+        mem_tokens=_ints(mem_tokens, "--mem-tokens"), batch_size=_batch_size(batch_size),
+        device=device, dtype=dtype, seed=seed, max_steps=max_steps, lr=lr,
+        min_margin=min_margin, temperature=temperature, subspace=subspace,
+        checkpointing=checkpointing,
         data_files=data_files, stop_below=stop_below, output_path=output_path,
         include_path=tuple(include_path), trust_remote_code=trust_remote_code,
         protocol=protocol)

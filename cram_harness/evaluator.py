@@ -25,7 +25,15 @@ from cram_harness.registry import resolve_tasks
 from cram_harness.results import build_results
 from cram_harness.task import ANALYSES, TaskConfig
 
-PROTOCOLS = ("paper", "fast")
+PROTOCOLS = ("paper", "fast", "max")
+PROGRESSIVE = ("fast", "max")  # texts climb the lengths, warm-started
+
+# --protocol max: the levers later work found (SPEC section 3), each used unless the user set
+# it. The lr is set relative to the spread of the model's embeddings (Adam moves each
+# coordinate by ~lr a step, so the paper's absolute 1e-2 is 7% of SmolLM2's std and 1% of
+# Gemma-3's); the margin makes the greedy decoding exact.
+MAX_LR_PER_EMBEDDING_STD = 0.22
+MAX_DEFAULTS = {"min_margin": 0.5, "temperature": 1.0}
 
 
 @dataclass(frozen=True)
@@ -35,13 +43,16 @@ class RunSettings:
     limit: int | None = None
     lengths: tuple[int, ...] | None = None
     mem_tokens: tuple[int, ...] | None = None
-    batch_size: int = 8
+    batch_size: int | None = None  # None: as many as the free memory holds
     device: str = "auto"
     dtype: str = "auto"
     seed: int = 0
     max_steps: int | None = None
     lr: float | None = None
     min_margin: float | None = None
+    temperature: float | None = None
+    subspace: int | None = None
+    checkpointing: bool = False
     data_files: str | None = None
     stop_below: float | None = None  # None: each task's own; 0 runs the whole grid
     output_path: str = "results"
@@ -50,14 +61,21 @@ class RunSettings:
     # paper: every text at every length. fast: a text climbs to the next length only while
     # it stays lossless, warm-started from its solution at the previous length; a text that
     # failed keeps its last accuracy for the longer lengths (longer prefixes are not easier).
+    # max: climbs as fast does, only while greedy decoding is exact, with MAX_DEFAULTS.
     protocol: str = "paper"
 
-    def engine_options(self, n_mem: int, dtype: Any) -> dict:
+    def engine_options(self, n_mem: int, model: Any) -> dict:
+        """CramConfig fields for this run: the user's settings over the protocol's."""
         import torch
 
+        from cram_harness.adapter import init_std
+
         opts: dict[str, Any] = {"n_mem": n_mem, "seed": self.seed,
-                                "dtype": "bf16" if dtype == torch.bfloat16 else "fp32"}
-        for name in ("max_steps", "lr", "min_margin"):
+                                "dtype": "bf16" if model.dtype == torch.bfloat16 else "fp32",
+                                "checkpointing": self.checkpointing}
+        if self.protocol == "max":
+            opts.update(MAX_DEFAULTS, lr=round(MAX_LR_PER_EMBEDDING_STD * init_std(model), 6))
+        for name in ("max_steps", "lr", "min_margin", "temperature", "subspace"):
             if getattr(self, name) is not None:
                 opts[name] = getattr(self, name)
         return opts
@@ -122,8 +140,14 @@ def _check_settings(s: RunSettings) -> None:
         raise CramError(f"--limit must be at least 1, got {s.limit}")
     if s.protocol not in PROTOCOLS:
         raise CramError(f"unknown protocol {s.protocol!r}: use one of {', '.join(PROTOCOLS)}")
-    if s.batch_size < 1:
+    if s.batch_size is not None and s.batch_size < 1:
         raise CramError(f"--batch-size must be at least 1, got {s.batch_size}")
+    for name in ("lr", "temperature"):
+        value = getattr(s, name)
+        if value is not None and not value > 0:
+            raise CramError(f"--{name} must be positive, got {value}")
+    if s.subspace is not None and s.subspace < 0:
+        raise CramError(f"--subspace must be a number of dimensions (0: all), got {s.subspace}")
 
 
 def _source_spec(task: TaskConfig, settings: RunSettings) -> dict:
@@ -237,13 +261,20 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     from cram_harness.tokens import encode_text
 
     texts = sources[json.dumps(sweep.source, sort_keys=True)][: sweep.num_samples]
-    options = settings.engine_options(sweep.n_mem, model.dtype)
-    config = CramConfig(**{**options, "seed": options["seed"] + sweep.restart})
-    optimizer = {k: v for k, v in config.to_dict().items() if k != "n_mem"}
+    options = settings.engine_options(sweep.n_mem, model)
+    try:
+        config = CramConfig(**{**options, "seed": options["seed"] + sweep.restart})
+    except ValueError as exc:
+        raise CramError(f"bad engine setting: {exc}") from exc
+    if config.subspace > info["d_model"]:
+        raise CramError(f"--subspace {config.subspace} is more than {spec}'s {info['d_model']} "
+                        "dimensions: give at most that, or 0 for all")
+    # Checkpointing changes memory, not results: records made with and without it are shared.
+    optimizer = {k: v for k, v in config.to_dict().items() if k not in ("n_mem", "checkpointing")}
     optimizer["weights"] = str(model.dtype)  # fp16 and fp32 weights must not share records
-    progressive = settings.protocol == "fast" and not sweep.keep_vectors
-    if progressive:
-        optimizer["protocol"] = "fast"  # warm starts change results: never mixed with paper
+    progressive = settings.protocol in PROGRESSIVE and not sweep.keep_vectors
+    if progressive:  # warm starts change results: never mixed with paper
+        optimizer["protocol"] = settings.protocol
     keep_vectors = sweep.keep_vectors or progressive
     limit = info["context_length"]
     label = "+".join(sweep.tasks) if len(sweep.tasks) < 3 else f"{sweep.dataset} tasks"
@@ -278,7 +309,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         sweep.carried[length] = [last_acc[t] for t in last_acc]
         if not keys:
             reason = "no text is that long" if alive is None or short else \
-                "no text is lossless any more (fast protocol)"
+                f"no text is lossless any more ({settings.protocol} protocol)"
             display.warn(f"{sweep.dataset}: {reason} at {length} tokens; the sweep stops here")
             sweep.stopped = {"length": length, "reason": reason}
             break
@@ -313,7 +344,8 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         display.length_done(label, sweep.n_mem, length, mean_acc)
         if progressive:
             alive = {t: keys[ids.index(t)] for t, r in recs.items()
-                     if r["best_accuracy"] >= 1.0 and not r.get("numerical_fault")}
+                     if r["best_accuracy"] >= 1.0 and not r.get("numerical_fault")
+                     and (r["greedy_exact"] or settings.protocol != "max")}
             last_acc.update({t: r["best_accuracy"] for t, r in recs.items() if t not in alive})
         if sweep.stop_below and mean_acc < sweep.stop_below:
             sweep.stopped = {"length": length, "reason": (

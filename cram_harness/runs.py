@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SETTING_KEYS = ("protocol", "lr", "max_steps", "min_margin", "temperature", "dtype")
+SETTING_KEYS = ("protocol", "lr", "max_steps", "min_margin", "temperature", "subspace", "dtype")
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """The fast protocol against the paper's on the same texts and settings."""
 
+import pytest
+
 from cram_harness.evaluator import RunSettings, evaluate
 
 GRID = (2, 3, 4, 6, 8)
@@ -33,3 +35,37 @@ def test_fast_stops_running_a_text_once_it_fails(tiny_model_dir, word_corpus, tm
     assert run_counts == sorted(run_counts, reverse=True)  # never more texts at longer L
     for length, n in sweep["samples"].items():
         assert n + sweep["carried"].get(length, 0) <= 2  # two books in the corpus
+
+
+def test_max_climbs_only_while_greedy_decoding_is_exact(tiny_model_dir, word_corpus, tmp_path):
+    from pathlib import Path
+
+    from cram_harness.records import read_records
+
+    res = run(tiny_model_dir, word_corpus, tmp_path, "max")
+    assert res["config"]["protocol"] == "max"
+    records = list(read_records(Path(res["results_file"]).parent / "records.jsonl"))
+    assert records and all(r["config"]["min_margin"] == 0.5 for r in records)  # max's margin
+    by_text: dict[str, dict[int, dict]] = {}
+    for rec in records:
+        by_text.setdefault(rec["sample_id"], {})[rec["length"]] = rec
+    for runs in by_text.values():
+        lengths = sorted(runs)
+        assert lengths == [g for g in GRID if g <= lengths[-1]]  # no gaps: it climbed
+        for shorter in lengths[:-1]:  # each length it went past it decoded exactly
+            assert runs[shorter]["greedy_exact"] and runs[shorter]["best_accuracy"] == 1.0
+    capacity = res["results"]["capacity_pg19"]["greedy_capacity,none"]
+    assert capacity is not None
+    assert all(r["greedy_exact"] for r in records if r["length"] <= capacity)
+
+
+def test_max_sets_the_lr_from_the_embeddings_unless_given(tiny_model_dir):
+    from cram_harness.adapter import init_std
+    from cram_harness.evaluator import MAX_LR_PER_EMBEDDING_STD, RunSettings
+    from cram_harness.models import load_model
+
+    model, _ = load_model(tiny_model_dir, device="cpu")
+    scaled = RunSettings(protocol="max").engine_options(1, model)
+    assert scaled["lr"] == pytest.approx(MAX_LR_PER_EMBEDDING_STD * init_std(model), rel=1e-4)
+    assert RunSettings(protocol="max", lr=0.3).engine_options(1, model)["lr"] == 0.3
+    assert "lr" not in RunSettings(protocol="paper").engine_options(1, model)  # paper's 1e-2

@@ -487,7 +487,11 @@ BEFORE_THE_MODEL = [
     ("mem-tokens-zero", flags("--mem-tokens", "0"), "--mem-tokens must be positive integers"),
     ("mem-tokens-negative", flags("--mem-tokens=-1"), "--mem-tokens must be positive integers"),
     ("limit-zero", flags("--limit", "0"), "--limit must be at least 1"),
-    ("batch-size-zero", flags("--batch-size", "0"), "--batch-size must be at least 1"),
+    ("batch-size-zero", flags("--batch-size", "0"), "--batch-size takes a positive integer"),
+    ("batch-size-word", flags("--batch-size", "many"), "--batch-size takes a positive integer"),
+    ("temperature-zero", flags("--temperature", "0"), "--temperature must be positive"),
+    ("lr-negative", flags("--lr=-0.1"), "--lr must be positive"),
+    ("subspace-negative", flags("--subspace=-2"), "--subspace must be a number of dimensions"),
     ("unknown-task", flags("--tasks", "capacity_pg20"), "did you mean capacity_pg19"),
     ("unknown-data-source", task_yaml(GOOD_TASK.replace("random", "randm")),
      "unknown data source 'randm': did you mean random"),
@@ -576,6 +580,7 @@ AT_THE_MODEL = [
     ("not-a-gguf", _fake_gguf, [], "not a GGUF file"),
     ("directory-without-config", _model_dir_without_config, [], "has no config.json"),
     ("unknown-dtype", None, ["--dtype", "fp8"], "unknown dtype 'fp8'"),
+    ("subspace-too-wide", None, ["--subspace", "65"], "is more than"),
 ]
 
 
