@@ -2,7 +2,7 @@
 
 import pytest
 
-from cram_harness.evaluator import RunSettings, evaluate
+from cram_harness.evaluator import RETRY_SEED_OFFSET, RunSettings, evaluate
 
 GRID = (2, 3, 4, 6, 8)
 
@@ -46,17 +46,28 @@ def test_max_climbs_only_while_greedy_decoding_is_exact(tiny_model_dir, word_cor
     assert res["config"]["protocol"] == "max"
     records = list(read_records(Path(res["results_file"]).parent / "records.jsonl"))
     assert records and all(r["config"]["min_margin"] == 0.5 for r in records)  # max's margin
-    by_text: dict[str, dict[int, dict]] = {}
+    attempts: dict[str, dict[int, list[dict]]] = {}
     for rec in records:
-        by_text.setdefault(rec["sample_id"], {})[rec["length"]] = rec
-    for runs in by_text.values():
+        attempts.setdefault(rec["sample_id"], {}).setdefault(rec["length"], []).append(rec)
+    retried = 0
+    for runs in attempts.values():
         lengths = sorted(runs)
         assert lengths == [g for g in GRID if g <= lengths[-1]]  # no gaps: it climbed
-        for shorter in lengths[:-1]:  # each length it went past it decoded exactly
-            assert runs[shorter]["greedy_exact"] and runs[shorter]["best_accuracy"] == 1.0
+        for length in lengths:
+            first, *retry = runs[length]
+            assert len(retry) == (0 if exact(first) else 1)  # a lost text gets one more start
+            assert not retry or retry[0]["config"]["seed"] == RETRY_SEED_OFFSET
+            retried += len(retry)
+            if length < lengths[-1]:  # each length it went past it decoded exactly
+                assert any(exact(r) for r in runs[length])
+    assert retried  # the grid reaches lengths these texts cannot all hold
     capacity = res["results"]["capacity_pg19"]["greedy_capacity,none"]
     assert capacity is not None
     assert all(r["greedy_exact"] for r in records if r["length"] <= capacity)
+
+
+def exact(rec):
+    return rec["greedy_exact"] and rec["best_accuracy"] == 1.0
 
 
 def test_max_sets_the_lr_from_the_embeddings_unless_given(tiny_model_dir):
@@ -69,3 +80,12 @@ def test_max_sets_the_lr_from_the_embeddings_unless_given(tiny_model_dir):
     assert scaled["lr"] == pytest.approx(MAX_LR_PER_EMBEDDING_STD * init_std(model), rel=1e-4)
     assert RunSettings(protocol="max", lr=0.3).engine_options(1, model)["lr"] == 0.3
     assert "lr" not in RunSettings(protocol="paper").engine_options(1, model)  # paper's 1e-2
+
+
+def test_a_text_that_stops_climbing_carries_what_greedy_decoding_got_right():
+    from cram_harness.evaluator import _stopped_accuracy
+
+    missed = {"best_accuracy": 1.0, "greedy_exact": False, "first_mismatch": 3,
+              "num_predicted": 6}
+    assert _stopped_accuracy(missed) == 0.5  # teacher-forced 100% is not counted as lossless
+    assert _stopped_accuracy({**missed, "best_accuracy": 0.8}) == 0.8
