@@ -1,0 +1,87 @@
+"""python benchmarks/bench_table1.py [--models smollm2-135m,gemma3-270m] [--texts 4]
+
+The paper's Table 1 rows (capacity, token gain, information gain, Eq. 1, utilization) for
+the offline models, on the shared Gutenberg novels (the kind of book PG-19 holds) and on
+random words, through the product's own evaluator, then the leaderboard of the models. The
+novels come in as a task plugin: task YAML written into the output directory and passed as
+an include path, so the rows say `gutenberg`, not `pg19`.
+
+The results stay in --output (default: table1-results): `cram-eval leaderboard DIR` and
+`cram-eval report DIR` read them again, and a rerun resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import DATA, cpu_model, print_header
+from rich.console import Console
+
+from cram_harness.evaluator import RunSettings, evaluate
+from cram_harness.report import load_results, render, rich_table, table1_rows
+
+KINDS = ("capacity", "token_gain", "info_gain")
+
+
+def gutenberg_tasks(directory: Path, lengths: list[int]) -> list[str]:
+    """Task YAML for the shared novels (JSON is YAML); returns the task names."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = []
+    for kind in KINDS:
+        name = f"{kind}_gutenberg"
+        task = {"task": name, "kind": kind, "dataset": "gutenberg",
+                "description": f"{kind} on the public-domain novels in {DATA}",
+                "source": {"kind": "local", "path": str(DATA)},
+                "lengths": lengths, "mem_tokens": [1], "num_samples": 50, "stop_below": 0.5,
+                "version": 1}
+        (directory / f"{name}.yaml").write_text(json.dumps(task, indent=1) + "\n")
+        names.append(name)
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="smollm2-135m,gemma3-270m")
+    parser.add_argument("--datasets", default="gutenberg,random")
+    parser.add_argument("--texts", type=int, default=4, help="texts per length and dataset")
+    parser.add_argument("--lengths", default="8,16,32,64")
+    parser.add_argument("--protocol", default="paper", choices=("paper", "fast", "max"))
+    parser.add_argument("--max-steps", type=int, default=5000, help="paper: 5000")
+    parser.add_argument("--stop-below", type=float,
+                        help="stop a sweep below this mean accuracy (default: the tasks' 0.5)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", type=Path, default=Path("table1-results"))
+    args = parser.parse_args()
+    lengths = [int(x) for x in args.lengths.split(",")]
+    datasets = args.datasets.split(",")
+    include = args.output / "tasks"
+    tasks = gutenberg_tasks(include, lengths) if "gutenberg" in datasets else []
+    tasks += [f"{kind}_{d}" for d in datasets if d != "gutenberg" for kind in KINDS]
+    settings = RunSettings(limit=args.texts, lengths=tuple(lengths), max_steps=args.max_steps,
+                           protocol=args.protocol, stop_below=args.stop_below,
+                           device=args.device, output_path=str(args.output),
+                           include_path=(str(include),))
+    console = Console()
+    seconds = {}
+    for model in args.models.split(","):
+        start = time.perf_counter()
+        evaluate(model, tasks, settings)
+        seconds[model] = time.perf_counter() - start
+    print_header(console, "cram-harness Table 1: offline models, novels and random words",
+                 {"models": args.models, "cpu": cpu_model(), "device": args.device},
+                 {"datasets": datasets, "texts": f"{args.texts} per length and dataset",
+                  "lengths": lengths, "protocol": args.protocol, "max_steps": args.max_steps,
+                  "stop_below": args.stop_below or "the tasks' 0.5",
+                  "wall time": {m: f"{s:.0f} s" for m, s in seconds.items()},
+                  "results": str(args.output)})
+    rows = table1_rows(load_results([args.output]))
+    console.print(rich_table(rows, title="Table 1 (leaderboard)"))
+    console.print(render(rows, "markdown"))
+
+
+if __name__ == "__main__":
+    main()

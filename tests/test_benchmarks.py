@@ -1,0 +1,46 @@
+"""The benchmark scripts run end to end (on a tiny model, a few steps: their numbers come
+from real models, see benchmarks/RESULTS.md) and print what they measured."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+ENV = {**os.environ, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
+
+
+def bench(script: str, *args: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, env=ENV, cwd=cwd, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+NOVELS = pytest.mark.skipif(not (BENCH.parents[1] / "shared" / "data" / "gutenberg").is_dir(),
+                            reason="the shared novels are not beside the checkout")
+
+
+@NOVELS
+def test_bench_capacity_compares_the_three_protocols(tiny_model_dir, tmp_path):
+    out = bench("bench_capacity.py", "--model", tiny_model_dir, "--texts", "2", "--lengths",
+                "2,4", "--max-steps", "5", "--device", "cpu", "--json", str(tmp_path / "r.json"),
+                cwd=tmp_path)
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert set(rows) == {"paper", "fast", "max"}
+    assert rows["max"]["engine"]["min_margin"] == 0.5 and rows["paper"]["engine"]["lr"] == 0.01
+    assert "of the paper protocol's optimizer steps" in out
+
+
+@NOVELS
+def test_bench_table1_writes_rows_and_a_leaderboard(tiny_model_dir, tmp_path):
+    out = bench("bench_table1.py", "--models", tiny_model_dir, "--texts", "2", "--lengths",
+                "2,4", "--max-steps", "5", "--device", "cpu", "--output", str(tmp_path / "t1"),
+                cwd=tmp_path)
+    rows = [line.split(" | ")[:2] for line in out.splitlines() if line.startswith("| ")]
+    assert rows[0] == ["| model", "dataset"]
+    assert sorted(r[1] for r in rows[1:]) == ["gutenberg", "random"]  # one row per dataset
+    assert (tmp_path / "t1" / "tasks" / "capacity_gutenberg.yaml").is_file()
