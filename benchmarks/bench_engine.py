@@ -57,10 +57,11 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure(model, batch: list[list[int]], steps: int, dtype: str) -> float:
+def measure(model, batch: list[list[int]], steps: int, dtype: str,
+            checkpointing: bool = False) -> float:
     """Seconds taken by `steps` engine steps on `batch`, after WARMUP untimed steps."""
     config = CramConfig(max_steps=steps + WARMUP, patience=steps + WARMUP + 1,
-                        min_margin=1e9, dtype=dtype)
+                        min_margin=1e9, dtype=dtype, checkpointing=checkpointing)
     marks: dict[int, float] = {}
 
     def on_step(info) -> None:
@@ -85,6 +86,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                         help="model weights and engine autocast dtype")
+    parser.add_argument("--checkpointing", action="store_true",
+                        help="activation checkpointing (on a CPU, run once with and once "
+                             "without: the peak RSS is per process)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -96,7 +100,8 @@ def main() -> None:
     settings = {
         "batch_sizes": args.batch_sizes, "lengths": args.lengths, "steps": args.steps,
         "warmup_steps": WARMUP, "steps_per_sample": args.steps_per_sample,
-        "engine": CramConfig(min_margin=1e9, dtype=args.dtype).to_dict()
+        "engine": CramConfig(min_margin=1e9, dtype=args.dtype,
+                             checkpointing=args.checkpointing).to_dict()
         | {"max_steps": "steps + warmup", "patience": "steps + warmup + 1"},
         "data": str(DATA),
     }
@@ -110,7 +115,7 @@ def main() -> None:
         for bsz in args.batch_sizes:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            seconds = measure(model, texts[:bsz], args.steps, args.dtype)
+            seconds = measure(model, texts[:bsz], args.steps, args.dtype, args.checkpointing)
             steps_s = args.steps / seconds
             per_hour = steps_s * bsz * 3600 / args.steps_per_sample
             base = base or per_hour  # the first batch size at this length is the reference

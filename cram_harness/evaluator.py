@@ -37,6 +37,10 @@ MAX_DEFAULTS = {"min_margin": 0.5, "temperature": 1.0}
 # A run from one init fails now and then where a fresh one succeeds (SmolLM2-135M: a novel
 # text lost at 8 tokens and decoded at 24), so max gives every lost text a second start.
 RETRY_SEED_OFFSET = 1_000_003
+# And a text that lost a length still tries the next one, warm-started from its best state
+# there (a vector that decodes a longer text decodes its prefixes too, so a lost length is
+# often the optimizer's miss, not the vector's limit); it stops after this many in a row.
+MAX_LOST_LENGTHS = 1
 
 
 @dataclass(frozen=True)
@@ -287,6 +291,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     bos = 1 if info["adds_bos"] else 0
     alive: dict[str, str] | None = None  # fast: text id -> key of its lossless solution
     last_acc: dict[str, float] = {}  # fast: accuracy where a text stopped climbing
+    lost: dict[str, int] = {}  # progressive: lengths lost in a row, per text
     for length in sweep.lengths:
         if limit is not None and length + sweep.n_mem + bos > limit:
             display.warn(f"lengths from {length} up are dropped: {length} tokens + "
@@ -364,15 +369,23 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         mean_acc = sum(accs) / len(accs) if accs else 0.0
         display.length_done(label, sweep.n_mem, length, mean_acc)
         if progressive:
+            lost = {t: 0 if _climbs(r, settings.protocol) else lost.get(t, 0) + 1
+                    for t, r in recs.items()}
+            allowed = MAX_LOST_LENGTHS if settings.protocol == "max" else 0
             alive = {t: keys[ids.index(t)] for t, r in recs.items()
-                     if r["best_accuracy"] >= 1.0 and not r.get("numerical_fault")
-                     and (r["greedy_exact"] or settings.protocol != "max")}
+                     if lost[t] <= allowed and not r.get("numerical_fault")}
             last_acc.update({t: _stopped_accuracy(r) for t, r in recs.items() if t not in alive})
         if sweep.stop_below and mean_acc < sweep.stop_below:
             sweep.stopped = {"length": length, "reason": (
                 f"mean best accuracy {mean_acc:.3f} fell below the floor {sweep.stop_below}")}
             break
     return seconds
+
+
+def _climbs(rec: dict, protocol: str) -> bool:
+    """Whether a text won this length: lossless (fast), or greedy-exact too (max)."""
+    lossless = rec["best_accuracy"] >= 1.0 and not rec.get("numerical_fault")
+    return lossless and (rec["greedy_exact"] or protocol != "max")
 
 
 def _exact(rec: dict) -> bool:
