@@ -88,8 +88,9 @@ def cli() -> None:
               show_default=True,
               help="paper: every text at every length. fast: texts climb the lengths while "
                    "lossless, warm-started from their shorter solution (far fewer steps). "
-                   "max: climbs while greedy decoding is exact, with the levers of later work "
-                   "(lr scaled to the embeddings, logit margin 0.5) unless set.")
+                   "max: climbs while greedy decoding is exact, with a second start where a "
+                   "text loses a length, and later work's levers (lr scaled to the "
+                   "embeddings, logit margin 0.5) unless set.")
 @click.option("--stop-below", type=float,
               help="Stop the sweep once a length's mean accuracy falls below this "
                    "(default: the task's; 0 runs the whole grid).")
