@@ -23,6 +23,9 @@ def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
         raise CramError(f"{name} takes comma-separated integers, got {value!r}") from None
 
 
+_SIGNALS: list[int] = []  # SIGINT/SIGTERM received; the progress display checks it
+
+
 def _batch_size(value: str) -> int | None:
     if value == "auto":
         return None
@@ -119,7 +122,7 @@ def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, se
         data_files=data_files, stop_below=stop_below, output_path=output_path,
         include_path=tuple(include_path), trust_remote_code=trust_remote_code,
         protocol=protocol)
-    display = RichDisplay()
+    display = RichDisplay(stop_requested=lambda: bool(_SIGNALS))
     try:
         results = evaluate(models.split(","), tasks.split(","), settings, display)
     finally:
@@ -291,10 +294,20 @@ def main(argv: list[str] | None = None) -> None:
     if not debug:
         warnings.formatwarning = _one_line_warning  # not Python's file:line and source
 
-    def on_term(signum, frame):
+    def on_signal(signum, frame):
+        _SIGNALS.append(signum)  # kept: a library may swallow the KeyboardInterrupt below
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    _SIGNALS.clear()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _run_cli(argv, debug)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_cli(argv: list[str], debug: bool) -> None:
     try:
         cli.main(args=argv, prog_name="cram-eval", standalone_mode=False)
     except click.exceptions.Abort:

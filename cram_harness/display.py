@@ -24,7 +24,7 @@ class RichDisplay(Display):
     """A progress line per length: samples done and left, the running batch's best
     accuracy and loss, and the time left estimated from the samples finished so far."""
 
-    def __init__(self, console: Any = None):
+    def __init__(self, console: Any = None, stop_requested: Any = None):
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -42,6 +42,9 @@ class RichDisplay(Display):
             TextColumn("left"), TimeRemainingColumn(),
             console=self.console, transient=False,
         )
+        # A signal whose KeyboardInterrupt a library swallowed (a bare `except` around an
+        # import, say) still stops the run at the next thing shown.
+        self._stop_requested = stop_requested or (lambda: False)
         self._started = False  # started at the first length: a failed run draws nothing
         self._bar = None
         self._last = 0.0
@@ -49,13 +52,19 @@ class RichDisplay(Display):
     def model_start(self, spec: str) -> None:
         self.console.print(f"[bold]model[/] {spec}: loading")
 
+    def _check_stop(self) -> None:
+        if self._stop_requested():
+            raise KeyboardInterrupt
+
     def model_loaded(self, spec: str, info: dict, seconds: float) -> None:
+        self._check_stop()
         self.console.print(
             f"[bold]model[/] {spec}: d_model {info['d_model']}, |V| {info['vocab_size']}, "
             f"context {info['context_length']}, Eq. 1 capacity {info['eq1_capacity']:.0f} "
             f"tokens ({seconds:.1f} s to load)")
 
     def length_start(self, task: str, n_mem: int, length: int, todo: int, cached: int) -> None:
+        self._check_stop()
         if not self._started:
             self.progress.start()
             self._started = True
@@ -64,6 +73,7 @@ class RichDisplay(Display):
                                            status=f"{cached} from records" if cached else "")
 
     def step(self, info: Any) -> None:
+        self._check_stop()
         now = time.monotonic()
         if self._bar is None or now - self._last < 0.5:
             return

@@ -212,6 +212,10 @@ ENGINE_OPTIONS = {
                   "0 is the paper's rule (100% accuracy); beyond the paper",
     "temperature": "temperature of the training loss's softmax (1: plain cross-entropy)",
     "dtype": "`fp32`, or `bf16` autocast",
+    "subspace": "0: optimize every coordinate; r > 0: only r coordinates along the token "
+                "embeddings' top principal directions (a low-dimensional reparametrization)",
+    "checkpointing": "activation checkpointing: recompute each layer in the backward pass "
+                     "(less memory, more compute; same results)",
     "seed": "seed of the vectors' random start",
 }
 
