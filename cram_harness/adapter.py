@@ -76,7 +76,7 @@ def embedding_subspace(model: nn.Module, rank: int) -> tuple[torch.Tensor, torch
 @contextlib.contextmanager
 def activation_checkpointing(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     """Recompute each decoder layer's activations in the backward pass instead of keeping
-    them: far less memory for long texts, about a third more compute. transformers only
+    them: less memory for long texts, for a second forward pass per layer. transformers only
     checkpoints layers in training mode, so only the layers themselves are switched to it;
     their submodules stay in eval mode, so dropout stays off."""
     if not enabled:

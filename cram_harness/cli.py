@@ -86,7 +86,8 @@ def cli() -> None:
               help="Optimize only this many coordinates along the token embeddings' top "
                    "principal directions (default: all of them).")
 @click.option("--checkpointing", is_flag=True,
-              help="Activation checkpointing: far less memory for long texts, ~1/3 more time.")
+              help="Activation checkpointing: less memory for long texts, for a second "
+                   "forward pass per layer.")
 @click.option("--protocol", type=click.Choice(["paper", "fast", "max"]), default="paper",
               show_default=True,
               help="paper: every text at every length. fast: texts climb the lengths while "
