@@ -384,8 +384,9 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
 
 def _climbs(rec: dict, protocol: str) -> bool:
     """Whether a text won this length: lossless (fast), or greedy-exact too (max)."""
-    lossless = rec["best_accuracy"] >= 1.0 and not rec.get("numerical_fault")
-    return lossless and (rec["greedy_exact"] or protocol != "max")
+    if protocol == "max":
+        return _exact(rec)
+    return rec["best_accuracy"] >= 1.0 and not rec.get("numerical_fault")
 
 
 def _exact(rec: dict) -> bool:
