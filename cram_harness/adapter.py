@@ -9,6 +9,7 @@ changes a sample's logits, so texts of different lengths share one batch.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,6 +104,12 @@ def activation_checkpointing(model: nn.Module, enabled: bool = True) -> Iterator
         disable()
 
 
+def compute_precision(model: nn.Module, dtype: str) -> contextlib.AbstractContextManager:
+    """The engine's compute precision: "bf16" is bf16 autocast over fp32 weights and [mem]
+    vectors (the paper's setting for Llama models), "fp32" plain."""
+    return torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+
+
 def pad_right(token_ids: list[list[int]], pad_id: int, device: torch.device | str):
     """(ids, mask): right-padded (B, N) tensors; mask is 1 on real tokens."""
     width = max(len(t) for t in token_ids)
@@ -131,23 +138,25 @@ def token_stats(
     logits = logits.float()
     maskf = mask.float()
     count = maskf.sum(1).clamp(min=1)
-    ce = nn.functional.cross_entropy(
-        (logits / temperature).transpose(1, 2), targets, reduction="none"
-    )
-    loss = (ce * maskf).sum(1) / count
+
+    def mean_ce(scaled: torch.Tensor) -> torch.Tensor:
+        # over (positions, vocabulary) rows, as a plain CrossEntropyLoss sees them: a
+        # transposed (B, V, N) input would reduce over the vocabulary in another order
+        ce = nn.functional.cross_entropy(scaled.reshape(-1, scaled.shape[-1]),
+                                         targets.reshape(-1), reduction="none")
+        return (ce.view_as(maskf) * maskf).sum(1) / count
+
+    loss = mean_ce(logits if temperature == 1.0 else logits / temperature)
     with torch.no_grad():
-        if temperature == 1.0:
-            nats = loss.detach()
-        else:
-            plain = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-            nats = (plain * maskf).sum(1) / count
+        nats = loss.detach() if temperature == 1.0 else mean_ce(logits)
         target_logit = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        top2 = logits.topk(2, dim=-1)
-        best_other = torch.where(
-            top2.indices[..., 0] == targets, top2.values[..., 1], top2.values[..., 0]
-        )
+        # argmax, not topk's first index: the two may break an exact tie differently, and
+        # accuracy is the argmax's (the paper's, and what greedy decoding picks).
+        hit = logits.argmax(-1) == targets
+        top2 = logits.topk(2, dim=-1).values
+        best_other = torch.where(hit, top2[..., 1], top2[..., 0])
         margin = target_logit - best_other
-        hit = (top2.indices[..., 0] == targets).float()
+        hit = hit.float()
         accuracy = (hit * maskf).sum(1) / count
         min_margin = margin.masked_fill(mask == 0, float("inf")).min(1).values
     return TokenStats(loss=loss, nats=nats, accuracy=accuracy, min_margin=min_margin)
@@ -170,23 +179,39 @@ def text_logits(
     return out.logits[:, k : k + input_ids.shape[1] - 1]
 
 
+def _cache_argument(model: nn.Module) -> str:
+    """The name the model's forward takes its KV cache under: `cache` from transformers 5.24
+    on, `past_key_values` before."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 @torch.no_grad()
 def greedy_decode(
     model: nn.Module, mem: torch.Tensor | None, seed_ids: torch.Tensor, num_new_tokens: int
 ) -> torch.Tensor:
-    """Greedy continuation of `seed_ids` (B, s) after the [mem] prefix, with a KV cache,
-    as `generate` does it. Returns (B, num_new_tokens)."""
+    """Greedy continuation of `seed_ids` (B, s) after the [mem] prefix, with a KV cache.
+    Returns (B, num_new_tokens).
+
+    A plain argmax loop rather than `generate`: the model's generation config may add logits
+    processors (a repetition penalty, EOS held back by a minimum length) that would make
+    "greedy" mean something else than the argmax teacher-forced accuracy is scored by
+    (tests/test_adapter.py checks it against `generate` where the two must agree)."""
     embeds = model.get_input_embeddings()(seed_ids)
     if mem is not None:
         embeds = torch.cat([mem.to(embeds.dtype), embeds], dim=1)
     out = model(inputs_embeds=embeds, use_cache=True)
+    cache_name = _cache_argument(model)
     tokens = []
     for _ in range(num_new_tokens):
         nxt = out.logits[:, -1].argmax(-1)
         tokens.append(nxt)
         if len(tokens) == num_new_tokens:
             break
-        out = model(input_ids=nxt[:, None], past_key_values=out.past_key_values, use_cache=True)
+        cache = getattr(out, "cache", None)
+        if cache is None:
+            cache = out.past_key_values
+        out = model(input_ids=nxt[:, None], use_cache=True, **{cache_name: cache})
     if not tokens:
         return seed_ids.new_zeros((seed_ids.shape[0], 0))
     return torch.stack(tokens, dim=1)

@@ -12,7 +12,13 @@ from typing import Any
 import torch
 
 from cram_harness import metrics
-from cram_harness.adapter import greedy_decode, pad_right, text_logits, token_stats
+from cram_harness.adapter import (
+    compute_precision,
+    greedy_decode,
+    pad_right,
+    text_logits,
+    token_stats,
+)
 from cram_harness.batching import auto_batch_size
 from cram_harness.cramming import CramConfig, StepInfo, cram_batch
 from cram_harness.errors import CramError
@@ -26,15 +32,16 @@ class CramResult:
     """One crammed text: its metrics, its best [mem] vectors (k, d), and how it was made."""
 
     token_ids: list[int]
-    num_tokens: int  # tokens in the crammed sequence, seed (first token or BOS) included
-    num_predicted: int  # tokens predicted from the vectors: the `n` of the gains
+    num_tokens: int  # L: tokens in the crammed sequence, seed (first token or BOS) included
+    num_predicted: int  # L - 1: the positions predicted from the vectors
     requested_tokens: int | None
     base_loss: float  # mean CE in nats without [mem]
     base_accuracy: float
-    best_loss: float
+    best_loss: float  # mean CE (nats) of the best-accuracy state
+    min_loss: float  # the lowest mean CE (nats) of any step: what information gain is made of
     best_accuracy: float
-    token_gain: float
-    information_gain: float  # nats
+    token_gain: float  # (best_accuracy - base_accuracy) * L, as the paper computed it
+    information_gain: float  # (base_loss - min_loss) * L, nats, as the paper computed it
     information_gain_bits: float
     min_margin: float
     steps: int
@@ -44,6 +51,7 @@ class CramResult:
     retried_fp32: bool  # the bf16 run hit a NaN/inf loss; these numbers are the fp32 rerun
     numerical_fault: bool  # the loss went NaN/inf even in fp32: not a result, never reported
     greedy_exact: bool
+    greedy_accuracy: float  # share of the predicted positions greedy decoding got right
     first_mismatch: int | None  # index into the predicted tokens of the first greedy miss
     text_sha256: str
     model_spec: str
@@ -65,10 +73,10 @@ class CramResult:
     def save_adapter(self, path: str | os.PathLike) -> Path:
         """Write a PEFT PROMPT_TUNING adapter that `PeftModel.from_pretrained` loads and
         `generate(input_ids=seed, min_new_tokens=n, max_new_tokens=n)` decodes back, with
-        n = num_tokens - 1."""
+        n = num_predicted."""
         if self._model is None:
             raise RuntimeError("this result has no model attached to save against")
-        info = {**self.record(), "num_new_tokens": self.num_tokens - 1}
+        info = {**self.record(), "num_new_tokens": self.num_predicted}
         return save_adapter(path, self.memory, self._model, info)
 
 
@@ -166,7 +174,7 @@ def cram_token_ids(
 
 def _cram_chunk(model, token_lists, config, init, on_step, on_result, max_tokens, spec):
     ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
-    with torch.no_grad():
+    with torch.no_grad(), compute_precision(model, config.dtype):  # as the vectors are trained
         base = token_stats(text_logits(model, ids, mask, None), ids[:, 1:], mask[:, 1:])
     results: dict[int, CramResult] = {}
     retry: list[int] = []
@@ -176,22 +184,25 @@ def _cram_chunk(model, token_lists, config, init, on_step, on_result, max_tokens
             retry.append(i)  # rerun in fp32 below; the bf16 numbers are never reported
             return
         tokens = token_lists[i]
-        n = len(tokens) - 1
+        length, n = len(tokens), len(tokens) - 1
         seed = torch.tensor([tokens[:1]], device=model.device)
-        decoded = greedy_decode(model, out.memory[None].to(model.device), seed, n)[0].tolist()
-        mismatch = next((j for j in range(n) if decoded[j] != tokens[j + 1]), None)
+        with compute_precision(model, "fp32" if retried else config.dtype):
+            decoded = greedy_decode(model, out.memory[None].to(model.device), seed, n)[0].tolist()
+        hits = [decoded[j] == tokens[j + 1] for j in range(n)]
+        mismatch = next((j for j, hit in enumerate(hits) if not hit), None)
         base_loss, base_acc = float(base.loss[i]), float(base.accuracy[i])
-        info_gain = metrics.information_gain(base_loss, out.loss, n)
+        info_gain = metrics.information_gain(base_loss, out.min_loss, length)
         results[i] = CramResult(
-            token_ids=list(tokens), num_tokens=len(tokens), num_predicted=n,
+            token_ids=list(tokens), num_tokens=length, num_predicted=n,
             requested_tokens=max_tokens, base_loss=base_loss, base_accuracy=base_acc,
-            best_loss=out.loss, best_accuracy=out.accuracy,
-            token_gain=metrics.token_gain(out.accuracy, base_acc, n),
+            best_loss=out.loss, min_loss=out.min_loss, best_accuracy=out.accuracy,
+            token_gain=metrics.token_gain(out.accuracy, base_acc, length),
             information_gain=info_gain, information_gain_bits=metrics.nats_to_bits(info_gain),
             min_margin=out.min_margin, steps=out.steps, best_step=out.best_step,
             seconds=out.seconds, converged=out.converged, retried_fp32=retried,
             numerical_fault=out.numerical_fault, greedy_exact=mismatch is None,
-            first_mismatch=mismatch, text_sha256=text_sha256(tokens), model_spec=spec,
+            greedy_accuracy=sum(hits) / n, first_mismatch=mismatch,
+            text_sha256=text_sha256(tokens), model_spec=spec,
             config=config.to_dict(), memory=out.memory, _model=model,
         )
         if on_result is not None:
@@ -227,7 +238,9 @@ def decode_adapter(path: str | os.PathLike, model: Any, tokenizer: Any) -> Decod
                         "not written by cram-harness, so there is no text to decode")
     seed = torch.tensor([info["seed_token_ids"]], device=model.device)
     n_new = int(info["num_tokens"]) - seed.shape[1]
-    new = greedy_decode(model, memory[None].to(model.device), seed, n_new)[0].tolist()
+    trained_in = "fp32" if info.get("retried_fp32") else info.get("config", {}).get("dtype")
+    with compute_precision(model, trained_in or "fp32"):  # decode as the vectors were made
+        new = greedy_decode(model, memory[None].to(model.device), seed, n_new)[0].tolist()
     tokens = info["seed_token_ids"] + new
     return Decoded(tokens, tokenizer.decode(tokens, skip_special_tokens=True),
                    text_sha256(tokens) == info.get("text_sha256"))

@@ -4,7 +4,10 @@ Each sample has its own vectors and its own AdamW state (written out here, vecto
 the batch, so that a finished sample can leave the batch with its state). A sample finishes
 when every target is the argmax with at least `min_margin` to spare (the paper: 100%
 teacher-forced accuracy), or after `patience` steps without improvement, or at `max_steps`.
-The best state seen is kept, as in the paper.
+As in the paper, a step improves only on a strictly higher accuracy than every step before
+(the count starts from 0, so a text stuck at 0% runs out of patience from step 1); the state of
+the best accuracy is kept, and the lowest cross-entropy of the whole run is tracked on its own,
+since the paper's information gain is made of it (its analysis: `min(losses[:5000])`).
 
 Beyond the paper (SPEC section 3), as options: a CE temperature for the training loss (the
 recorded loss is always plain CE), a minimum logit margin for convergence, a low-dimensional
@@ -23,6 +26,7 @@ import torch
 
 from cram_harness.adapter import (
     activation_checkpointing,
+    compute_precision,
     embedding_subspace,
     init_memory,
     pad_right,
@@ -71,7 +75,8 @@ class SampleOutcome:
 
     memory: torch.Tensor
     accuracy: float
-    loss: float
+    loss: float  # CE (nats) of the best-accuracy state
+    min_loss: float  # the lowest CE (nats) of any step of the run: the paper's information gain
     min_margin: float
     best_step: int
     steps: int
@@ -144,8 +149,9 @@ def cram_batch(
     lengths = torch.tensor([len(t) for t in token_ids], device=device)
 
     best_mem = vectors(mem).detach().clone()
-    best_acc = torch.full((n,), -1.0, device=device)
+    best_acc = torch.zeros(n, device=device)  # the paper's count starts from 0
     best_loss = torch.full((n,), float("inf"), device=device)
+    min_loss = torch.full((n,), float("inf"), device=device)
     best_margin = torch.full((n,), -float("inf"), device=device)
     best_step = torch.zeros(n, dtype=torch.long, device=device)
     since_best = torch.zeros(n, dtype=torch.long, device=device)
@@ -159,14 +165,14 @@ def cram_batch(
     def _outcome(i: int) -> SampleOutcome:
         return SampleOutcome(
             memory=best_mem[i].cpu(), accuracy=float(best_acc[i]), loss=float(best_loss[i]),
-            min_margin=float(best_margin[i]), best_step=int(best_step[i]),
-            steps=int(done_steps[i]), seconds=float(done_secs[i]), converged=bool(converged[i]),
-            numerical_fault=bool(fault[i]),
+            min_loss=float(min_loss[i]), min_margin=float(best_margin[i]),
+            best_step=int(best_step[i]), steps=int(done_steps[i]), seconds=float(done_secs[i]),
+            converged=bool(converged[i]), numerical_fault=bool(fault[i]),
         )
 
     active = torch.arange(n, device=device)
     beta1, beta2 = config.betas
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.dtype == "bf16")
+    autocast = compute_precision(model, config.dtype)
     start = time.perf_counter()
     with activation_checkpointing(model, config.checkpointing):
         for step in range(1, config.max_steps + 1):
@@ -178,33 +184,41 @@ def cram_batch(
             stats = token_stats(logits, ids[:, 1:], mask[:, 1:], config.temperature)
             (grad,) = torch.autograd.grad(stats.loss.sum(), params)
 
-            # Score the state the gradient was taken at (the paper keeps the pre-update state).
-            acc, margin = stats.accuracy, stats.min_margin
-            faulty = ~torch.isfinite(stats.loss.detach())  # caught at the step it happens
+            # Score the state the gradient was taken at. The paper's loop keeps the vector
+            # after that step's update; the state that was scored is the one that has the
+            # accuracy, so that is what we keep.
+            acc, margin, nats = stats.accuracy, stats.min_margin, stats.nats.detach()
+            faulty = ~torch.isfinite(nats)  # caught at the step it happens
             fault[active] |= faulty
             perfect = (acc >= 1.0) & ~faulty
             improved = ~faulty & ((acc > best_acc[active]) | (
                 perfect & (best_acc[active] >= 1.0) & (margin > best_margin[active])
             ))
-            idx = active[improved]
-            best_mem[idx] = vectors(params.detach()[improved])
-            best_acc[idx] = acc[improved]
-            best_loss[idx] = stats.nats[improved]
-            best_margin[idx] = margin[improved]
+            # The first state is kept even at 0% (nothing better exists yet), but it only
+            # counts as an improvement where it is one.
+            keep = improved | (~faulty & (best_step[active] == 0))
+            idx = active[keep]
+            best_mem[idx] = vectors(params.detach()[keep])
+            best_acc[idx] = acc[keep]
+            best_loss[idx] = nats[keep]
+            best_margin[idx] = margin[keep]
             best_step[idx] = step
+            min_loss[active] = torch.where(faulty, min_loss[active],
+                                           torch.minimum(min_loss[active], nats))
             since_best[active] = torch.where(improved, 0, since_best[active] + 1)
             is_converged = perfect & (margin >= config.min_margin)
             converged[active] = is_converged
 
-            # AdamW (decoupled weight decay), as torch.optim.AdamW does it.
+            # AdamW (decoupled weight decay), with torch.optim.AdamW's own arithmetic, so that
+            # a sample follows the same path as under torch's optimizer (tests/parity).
             with torch.no_grad():
                 p = mem[active]
                 p.mul_(1 - config.lr * config.weight_decay)
-                m = exp_avg[active].mul_(beta1).add_(grad, alpha=1 - beta1)
+                m = exp_avg[active].lerp_(grad, 1 - beta1)
                 v = exp_sq[active].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                bias1, bias2 = 1 - beta1**step, 1 - beta2**step
-                denom = (v / bias2).sqrt_().add_(config.eps)
-                p.addcdiv_(m, denom, value=-config.lr / bias1)
+                step_size = config.lr / (1 - beta1**step)
+                denom = (v.sqrt() / (1 - beta2**step) ** 0.5).add_(config.eps)
+                p.addcdiv_(m, denom, value=-step_size)
                 mem[active], exp_avg[active], exp_sq[active] = p, m, v
 
             finished = is_converged | faulty | (since_best[active] >= config.patience)
@@ -221,7 +235,7 @@ def cram_batch(
                         on_finish(i, outcomes[i])
             if on_step is not None:
                 on_step(StepInfo(step=step, active=len(active), finished=n - len(active), total=n,
-                                 best_accuracies=best_acc, losses=stats.nats))
+                                 best_accuracies=best_acc, losses=nats))
             if len(active) == 0:
                 break
 

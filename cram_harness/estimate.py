@@ -21,9 +21,9 @@ def cumulative_cross_entropy(model: torch.nn.Module,
     return [ce[i, : len(t) - 1].cumsum(0).tolist() for i, t in enumerate(token_lists)]
 
 
-def predicted_length(cumulative_ce: list[float], information_gain: float, bos: bool) -> int:
-    """The longest prefix, in text tokens (the unit of the length grid), whose CE without
-    [mem] fits in the information gain. The seed token is free; with BOS every text token
-    is predicted."""
+def predicted_length(cumulative_ce: list[float], information_gain: float) -> int:
+    """The longest prefix L (tokens of the sequence, the unit of the length grid: the seed
+    token or BOS included) whose CE without [mem] fits in the information gain. The first
+    token is free: it seeds decoding."""
     fits = sum(1 for total in cumulative_ce if total <= information_gain)  # totals increase
-    return fits + (0 if bos else 1)
+    return fits + 1

@@ -63,19 +63,44 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CRAM_HARNESS_CACHE", Path.home() / ".cache" / "cram-harness"))
 
 
+WEIGHT_DTYPES = ("auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16")
+AUTOCAST_CHOICES = ("auto", "bf16", "off")
+# The paper ran Pythia (GPT-NeoX) in plain fp32 and the other models with bf16 autocast.
+FP32_MODEL_TYPES = ("gpt_neox",)
+
+
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """`auto` is bf16 on a GPU that supports it, fp32 otherwise."""
+    """The weights' dtype. `auto` is fp32 everywhere: the paper kept fp32 weights (and the
+    [mem] vectors in fp32) and used bf16 only through autocast; bf16 or fp16 weights are an
+    explicit choice, recorded in the results."""
     import torch
 
     names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
              "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
     if dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
         return torch.float32
     if dtype not in names:
-        raise CramError(f"unknown dtype {dtype!r}: use one of auto, {', '.join(names)}")
+        raise CramError(f"unknown dtype {dtype!r}: use one of {', '.join(WEIGHT_DTYPES)}")
     return names[dtype]
+
+
+def resolve_autocast(choice: str, model: Any) -> str:
+    """The engine's compute precision, "bf16" (autocast over fp32 weights) or "fp32". `auto`
+    is the paper's: bf16 autocast on a GPU that has it, except for the architectures the
+    paper ran in fp32 (Pythia); fp32 on a CPU. bf16 weights compute in bf16 whatever this is."""
+    import torch
+
+    if choice not in AUTOCAST_CHOICES:
+        raise CramError(f"unknown autocast {choice!r}: use one of {', '.join(AUTOCAST_CHOICES)}")
+    if model.dtype == torch.bfloat16:
+        return "bf16"
+    if model.dtype != torch.float32 or choice == "off":
+        return "fp32"  # fp16 weights: no autocast on top
+    if choice == "bf16":
+        return "bf16"
+    on_gpu = model.device.type == "cuda" and torch.cuda.is_bf16_supported()
+    model_type = getattr(model.config, "model_type", "")
+    return "bf16" if on_gpu and model_type not in FP32_MODEL_TYPES else "fp32"
 
 
 def resolve_device(device: str) -> str:

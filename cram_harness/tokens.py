@@ -17,17 +17,19 @@ def adds_bos(tokenizer: Any) -> bool:
 
 
 def encode_text(tokenizer: Any, text: str, max_tokens: int | None = None) -> list[int]:
-    """Text tokens truncated to `max_tokens`, with BOS in front where the tokenizer adds one.
+    """The crammed sequence: BOS (where the tokenizer adds one) and the text's tokens, cut to
+    `max_tokens` in all, as the paper's `tokenizer(text, max_length=L, truncation=True)` did:
+    L counts BOS.
 
     The first token seeds decoding; the rest are predicted. A text with fewer tokens than
     asked is used whole (callers record its real length)."""
     if not isinstance(text, str) or not text.strip():
         raise CramError("the text is empty or whitespace only: give at least two tokens of text")
     ids = tokenizer(text, add_special_tokens=False).input_ids
-    if max_tokens is not None:
-        ids = ids[:max_tokens]
     if adds_bos(tokenizer):
         ids = [tokenizer.bos_token_id, *ids]
+    if max_tokens is not None:
+        ids = ids[:max_tokens]
     if len(ids) < 2:
         raise CramError(
             f"the text {text[:40]!r} has {len(ids)} token(s): at least 2 are needed "
@@ -53,8 +55,8 @@ def check_fits(model: Any, n_mem: int, max_tokens: int | None) -> None:
     if max_tokens is not None and max_tokens < 1:
         raise CramError(f"max_tokens must be at least 1, got {max_tokens}")
     limit = context_length(model)
-    if limit is not None and max_tokens is not None and n_mem + max_tokens + 1 > limit:
+    if limit is not None and max_tokens is not None and n_mem + max_tokens > limit:
         raise CramError(
             f"{max_tokens} tokens + {n_mem} [mem] vector(s) do not fit in the model's context "
-            f"of {limit} positions: ask for at most {limit - n_mem - 1} tokens"
+            f"of {limit} positions: ask for at most {limit - n_mem} tokens"
         )

@@ -13,10 +13,13 @@ def test_cram_reports_the_papers_metrics():
     results = cram_harness.cram(model, texts, tokenizer=tok, lr=0.3, max_steps=60)
     for text, r in zip(texts, results):
         assert r.num_tokens == len(text.split()) and r.num_predicted == r.num_tokens - 1
-        assert r.token_gain == pytest.approx((r.best_accuracy - r.base_accuracy) * r.num_predicted)
-        assert r.information_gain == pytest.approx((r.base_loss - r.best_loss) * r.num_predicted)
+        # The paper's statistics: both gains times L; information gain from the run's lowest
+        # CE, which is at most the CE of the best-accuracy state.
+        assert r.token_gain == pytest.approx((r.best_accuracy - r.base_accuracy) * r.num_tokens)
+        assert r.information_gain == pytest.approx((r.base_loss - r.min_loss) * r.num_tokens)
+        assert r.min_loss <= r.best_loss
         assert r.information_gain_bits == pytest.approx(metrics.nats_to_bits(r.information_gain))
-        assert r.greedy_exact == (r.first_mismatch is None)
+        assert r.greedy_exact == (r.first_mismatch is None) == (r.greedy_accuracy == 1.0)
         assert r.model_spec == "tiny-gpt2" and r.config["max_steps"] == 60
         rec = r.record()
         assert "memory" not in rec and rec["seed_token_ids"] == r.token_ids[:1]
@@ -33,7 +36,9 @@ def test_bos_tokenizer_seeds_with_bos():
     tok = make_word_tokenizer(add_bos=True)
     assert adds_bos(tok) and not adds_bos(make_word_tokenizer())
     the, man = tok.convert_tokens_to_ids(["the", "man"])
-    assert encode_text(tok, "the man said", max_tokens=2) == [tok.bos_token_id, the, man]
+    # L counts BOS, as the paper's tokenizer(text, max_length=L, truncation=True) did
+    assert encode_text(tok, "the man said", max_tokens=3) == [tok.bos_token_id, the, man]
+    assert encode_text(make_word_tokenizer(), "the man said", max_tokens=2) == [the, man]
 
 
 def test_short_text_is_used_whole_and_recorded():

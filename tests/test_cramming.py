@@ -58,11 +58,15 @@ def test_converged_sample_leaves_the_batch_and_stops_changing():
 
 
 def test_patience_stops_a_sample_that_no_longer_improves():
-    model = make_tiny_model("llama")
-    (out,) = cram_batch(model, [list(range(4, 80))], CramConfig(lr=1e-4, max_steps=500,
-                                                                patience=5))
-    assert not out.converged
-    assert out.steps - out.best_step == 5 and out.steps < 500
+    model = make_tiny_model("gpt2")
+    config = CramConfig(lr=0.05, max_steps=500, patience=10)
+    stuck, improving = list(range(4, 80)), TEXTS[0] * 3
+    out_stuck, out_improving = cram_batch(model, [stuck, improving], config)
+    # The paper's count starts from 0: a text at 0% never improves, and stops at `patience`,
+    # its first state kept as the best one there is.
+    assert out_stuck.accuracy == 0.0 and out_stuck.best_step == 1 and out_stuck.steps == 10
+    assert out_improving.accuracy > 0 and not out_improving.converged
+    assert out_improving.best_step > 1 and out_improving.steps - out_improving.best_step == 10
 
 
 def test_min_margin_makes_convergence_stricter():

@@ -11,10 +11,9 @@ from tests.conftest import make_tiny_model
 
 def test_predicted_length_counts_the_prefix_that_fits():
     cumulative = [1.0, 2.0, 5.0, 9.0]  # CE totals after 1, 2, 3, 4 predicted tokens
-    assert predicted_length(cumulative, 4.9, bos=False) == 3  # the seed + 2 predicted
-    assert predicted_length(cumulative, 4.9, bos=True) == 2  # BOS seeds: all predicted
-    assert predicted_length(cumulative, 0.5, bos=False) == 1
-    assert predicted_length(cumulative, 100.0, bos=False) == 5
+    assert predicted_length(cumulative, 4.9) == 3  # the seed (or BOS) + 2 predicted
+    assert predicted_length(cumulative, 0.5) == 1
+    assert predicted_length(cumulative, 100.0) == 5
 
 
 def test_cumulative_cross_entropy_is_the_running_sum():
@@ -32,7 +31,7 @@ def test_estimate_task_predicts_against_the_measured_grid(tiny_model_dir, word_c
                                                          tmp_path):
     settings = RunSettings(limit=2, lengths=(2, 3, 4, 12), max_steps=60, lr=0.3,
                            data_files=word_corpus, output_path=str(tmp_path), device="cpu",
-                           stop_below=0)
+                           past_capacity=0)
     (res,) = evaluate(tiny_model_dir, ["capacity_estimate_pg19", "capacity_pg19"], settings)
     est = res["analyses"]["capacity_estimate_pg19"]
     assert est["probe_length"] == 12 and est["information_gain"] > 0
