@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cram_harness.evaluator import RunSettings, evaluate
+from cram_harness.metrics import metric_name
 from cram_harness.records import read_records
 
 
@@ -38,7 +39,7 @@ def run_protocol(protocol: str, args, grid: tuple[int, ...]) -> tuple[dict, dict
     with tempfile.TemporaryDirectory() as out:
         settings = RunSettings(limit=args.texts, lengths=grid, max_steps=args.max_steps,
                                batch_size=args.batch_size, device=args.device,
-                               data_files=str(DATA), output_path=out, stop_below=0,
+                               data_files=str(DATA), output_path=out, past_capacity=0,
                                protocol=protocol)
         start = time.perf_counter()
         (res,) = evaluate(args.model, ["capacity_pg19"], settings)
@@ -47,8 +48,9 @@ def run_protocol(protocol: str, args, grid: tuple[int, ...]) -> tuple[dict, dict
     metrics = res["results"]["capacity_pg19"]
     per_text = tokens_per_vector(records)
     row = {
-        "capacity": metrics["decoding_capacity,none"],
-        "greedy_capacity": metrics["greedy_capacity,none"],
+        # under fast and max these are their own statistic (progressive_capacity)
+        "capacity": metrics[f"{metric_name('decoding_capacity', protocol)},none"],
+        "greedy_capacity": metrics[f"{metric_name('greedy_capacity', protocol)},none"],
         "tokens_per_vector": per_text,
         "mean_tokens_per_vector": sum(per_text.values()) / len(per_text),
         "optimizer_steps": res["timings"]["optimizer_steps"], "seconds": seconds,

@@ -73,7 +73,11 @@ def cli() -> None:
               help="Texts optimized together; auto: as many as the free memory holds.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--dtype", default="auto", show_default=True,
-              help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16.")
+              help="The weights: auto (fp32, the paper's), fp32, bf16, fp16.")
+@click.option("--autocast", type=click.Choice(["auto", "bf16", "off"]), default="auto",
+              show_default=True,
+              help="Compute precision over fp32 weights: auto is the paper's (bf16 autocast "
+                   "on a GPU, fp32 for Pythia and on a CPU).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the texts drawn and each text's initial vectors.")
 @click.option("--max-steps", type=int, help="Optimizer steps per text (paper: 5000).")
@@ -95,18 +99,22 @@ def cli() -> None:
                    "max: climbs while greedy decoding is exact, with a second start where a "
                    "text loses a length, and later work's levers (lr scaled to the "
                    "embeddings, logit margin 0.5) unless set.")
+@click.option("--past-capacity", type=int,
+              help="Stop the sweep after this many lengths in a row whose mean accuracy is "
+                   "below 0.99: past capacity, with full vectors for the gains (default: the "
+                   "task's, 3; 0 runs the whole grid).")
 @click.option("--stop-below", type=float,
-              help="Stop the sweep once a length's mean accuracy falls below this "
-                   "(default: the task's; 0 runs the whole grid).")
+              help="Also stop once a length's mean accuracy falls below this floor "
+                   "(default: the task's, none).")
 @click.option("--data-files", help="Local texts for every task: a directory, a glob, or a "
                                    ".txt/.jsonl/.csv/.parquet file.")
 @click.option("--output-path", default="results", show_default=True,
               help="Results go to OUTPUT_PATH/<model>/ (records, results, samples).")
 @click.option("--include-path", multiple=True, help="Extra directory of task YAML.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow model code from the hub.")
-def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, seed, max_steps,
-        lr, min_margin, temperature, subspace, checkpointing, protocol, stop_below, data_files,
-        output_path, include_path, trust_remote_code) -> None:
+def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, autocast, seed,
+        max_steps, lr, min_margin, temperature, subspace, checkpointing, protocol, past_capacity,
+        stop_below, data_files, output_path, include_path, trust_remote_code) -> None:
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
 
@@ -117,10 +125,11 @@ def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, se
     settings = RunSettings(
         limit=limit, lengths=_ints(lengths, "--lengths"),
         mem_tokens=_ints(mem_tokens, "--mem-tokens"), batch_size=_batch_size(batch_size),
-        device=device, dtype=dtype, seed=seed, max_steps=max_steps, lr=lr,
+        device=device, dtype=dtype, autocast=autocast, seed=seed, max_steps=max_steps, lr=lr,
         min_margin=min_margin, temperature=temperature, subspace=subspace,
         checkpointing=checkpointing,
-        data_files=data_files, stop_below=stop_below, output_path=output_path,
+        data_files=data_files, past_capacity=past_capacity, stop_below=stop_below,
+        output_path=output_path,
         include_path=tuple(include_path), trust_remote_code=trust_remote_code,
         protocol=protocol)
     display = RichDisplay(stop_requested=lambda: bool(_SIGNALS))
@@ -228,20 +237,21 @@ def report(paths, output, formats) -> None:
               help="Seeds the initial vectors.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--dtype", default="auto", show_default=True,
-              help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16.")
+              help="The weights: auto (fp32, the paper's), fp32, bf16, fp16.")
 def export(model, text_path, out, mem_tokens, max_tokens, max_steps, lr, min_margin, seed,
            device, dtype) -> None:
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
     from cram_harness.api import cram
     from cram_harness.data import read_text_file
-    from cram_harness.models import load_model
+    from cram_harness.models import load_model, resolve_autocast
 
     text = sys.stdin.read() if text_path == "-" else read_text_file(text_path)
     options = {k: v for k, v in dict(max_steps=max_steps, lr=lr, min_margin=min_margin).items()
                if v is not None}
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
     (result,) = cram(loaded, text, n_mem=mem_tokens, max_tokens=max_tokens,
-                     tokenizer=tokenizer, seed=seed, **options)
+                     tokenizer=tokenizer, seed=seed, dtype=resolve_autocast("auto", loaded),
+                     **options)
     path = result.save_adapter(out)
     click.echo(f"{path}: {result.num_tokens} tokens in {mem_tokens} vector(s), best accuracy "
                f"{result.best_accuracy:.3f}, greedy exact: {result.greedy_exact}, "
@@ -252,7 +262,8 @@ def export(model, text_path, out, mem_tokens, max_tokens, max_steps, lr, min_mar
 @click.argument("adapter")
 @click.option("--model", required=True, help="The base model's spec.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
-@click.option("--dtype", default="auto", show_default=True, help="auto, fp32, bf16, fp16.")
+@click.option("--dtype", default="auto", show_default=True,
+              help="The weights: auto (fp32), fp32, bf16, fp16.")
 def decode(adapter, model, device, dtype) -> None:
     """Print the text of an adapter by greedy decoding; exit 1 if it does not match."""
     from cram_harness.api import decode_adapter

@@ -369,7 +369,7 @@ class RandomWords:
     """Texts of words drawn uniformly from the most frequent English words: the paper's random
     baseline (it used GloVe's list; wordfreq's is the offline equivalent)."""
 
-    def __init__(self, num_words: int = 2000, vocab_size: int = 100000) -> None:
+    def __init__(self, num_words: int = 5000, vocab_size: int = 100000) -> None:
         if num_words < 1 or vocab_size < 1:
             raise CramError(f"num_words and vocab_size must be >= 1, got {num_words}, {vocab_size}")
         self.num_words, self.vocab_size = num_words, vocab_size

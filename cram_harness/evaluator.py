@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -52,7 +53,8 @@ class RunSettings:
     mem_tokens: tuple[int, ...] | None = None
     batch_size: int | None = None  # None: as many as the free memory holds
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: str = "auto"  # the weights': auto is fp32, the paper's
+    autocast: str = "auto"  # compute: auto is the paper's (bf16 autocast on a GPU, not Pythia)
     seed: int = 0
     max_steps: int | None = None
     lr: float | None = None
@@ -61,7 +63,8 @@ class RunSettings:
     subspace: int | None = None
     checkpointing: bool = False
     data_files: str | None = None
-    stop_below: float | None = None  # None: each task's own; 0 runs the whole grid
+    past_capacity: int | None = None  # None: each task's own; 0 runs the whole grid
+    stop_below: float | None = None  # None: each task's own; 0 is no floor
     output_path: str = "results"
     include_path: tuple[str, ...] = ()
     trust_remote_code: bool = False
@@ -73,12 +76,11 @@ class RunSettings:
 
     def engine_options(self, n_mem: int, model: Any) -> dict:
         """CramConfig fields for this run: the user's settings over the protocol's."""
-        import torch
-
         from cram_harness.adapter import init_std
+        from cram_harness.models import resolve_autocast
 
         opts: dict[str, Any] = {"n_mem": n_mem, "seed": self.seed,
-                                "dtype": "bf16" if model.dtype == torch.bfloat16 else "fp32",
+                                "dtype": resolve_autocast(self.autocast, model),
                                 "checkpointing": self.checkpointing}
         if self.protocol == "max":
             opts.update(MAX_DEFAULTS, lr=round(MAX_LR_PER_EMBEDDING_STD * init_std(model), 6))
@@ -97,7 +99,10 @@ class Sweep:
     n_mem: int
     lengths: list[int]
     num_samples: int
-    stop_below: float | None
+    past_capacity: int  # 0: every length of the grid
+    stop_below: float  # 0: no floor
+    threshold: float
+    sampling: str = "grid"  # uniform: each text draws its length from [2, the one length]
     tasks: list[str] = field(default_factory=list)
     task_lengths: dict[str, set[int]] = field(default_factory=dict)  # what each task reads
     keys: dict[int, list[str]] = field(default_factory=dict)  # length -> record keys
@@ -108,6 +113,13 @@ class Sweep:
     short: dict[int, int] = field(default_factory=dict)  # length -> texts shorter than it
     carried: dict[int, list[float]] = field(default_factory=dict)  # fast: not run, last acc
     stopped: dict | None = None
+    engine: dict = field(default_factory=dict)  # the CramConfig it ran with
+
+    @property
+    def progressive(self) -> bool:
+        return bool(self.protocol in PROGRESSIVE and not self.keep_vectors)
+
+    protocol: str = "paper"
 
 
 def evaluate(
@@ -153,6 +165,9 @@ def _check_settings(s: RunSettings) -> None:
         value = getattr(s, name)
         if value is not None and not value > 0:
             raise CramError(f"--{name} must be positive, got {value}")
+    if s.past_capacity is not None and s.past_capacity < 0:
+        raise CramError("--past-capacity must be 0 (the whole grid) or more, got "
+                        f"{s.past_capacity}")
     if s.subspace is not None and s.subspace < 0:
         raise CramError(f"--subspace must be a number of dimensions (0: all), got {s.subspace}")
 
@@ -180,31 +195,44 @@ def _load_sources(task_cfgs: list[TaskConfig], settings: RunSettings) -> dict[st
 
 
 def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Sweep]:
-    """One sweep per dataset, source, number of [mem] vectors and restart; tasks that
-    agree on these share it, and each task reads the lengths it asked for."""
+    """One sweep per dataset, source, sampling, number of [mem] vectors and restart; tasks
+    that agree on these share it and read all of its records (the paper pooled Table 1's
+    gains over every length it ran)."""
     sweeps: dict[tuple, Sweep] = {}
     for task in task_cfgs:
         source = _source_spec(task, settings)
         lengths = settings.lengths or task.lengths
         n = settings.limit or task.num_samples
-        stop = task.stop_below if settings.stop_below is None else settings.stop_below
+        past = task.past_capacity if settings.past_capacity is None else settings.past_capacity
+        floor = task.stop_below if settings.stop_below is None else settings.stop_below
         analysis = task.kind in ANALYSES
-        # Analyses and estimates run every length they ask for (no stop floor), apart from
+        # Drawn lengths are the paper's protocol for random texts; climbing needs a grid.
+        sampling = task.sampling if settings.protocol == "paper" and not analysis else "grid"
+        if sampling == "uniform":
+            lengths = [max(lengths)]
+        # Analyses and estimates run every length they ask for (no stop rule), apart from
         # the climbing sweeps; records are still shared through their keys.
         group = "analysis" if analysis else \
             "estimate" if task.kind == "capacity_estimate" else "sweep"
         restarts = range(task.restarts) if analysis else range(1)
         for k in settings.mem_tokens or task.mem_tokens:
             for restart in restarts:
-                key = (task.dataset, json.dumps(source, sort_keys=True), k, group, restart)
+                key = (task.dataset, json.dumps(source, sort_keys=True), sampling, k, group,
+                       restart)
                 sweep = sweeps.setdefault(key, Sweep(
                     task.dataset, source, k, sorted(set(lengths)), n,
-                    stop if group == "sweep" else None, restart=restart,
-                    keep_vectors=analysis))
+                    past if group == "sweep" else 0, floor if group == "sweep" else 0.0,
+                    task.threshold, sampling=sampling, restart=restart, keep_vectors=analysis,
+                    protocol=settings.protocol))
                 sweep.lengths = sorted(set(sweep.lengths) | set(lengths))
+                if sampling == "uniform":  # one upper bound for the draws
+                    sweep.lengths = sweep.lengths[-1:]
                 sweep.num_samples = max(sweep.num_samples, n)
-                if sweep.stop_below is not None:
-                    sweep.stop_below = None if not stop else min(sweep.stop_below, stop)
+                if group == "sweep":  # the most patient task decides
+                    sweep.past_capacity = 0 if not (past and sweep.past_capacity) \
+                        else max(sweep.past_capacity, past)
+                    sweep.stop_below = min(sweep.stop_below, floor)
+                sweep.threshold = min(sweep.threshold, task.threshold)
                 sweep.tasks.append(task.name)
                 sweep.task_lengths[task.name] = set(lengths)
     return list(sweeps.values())
@@ -229,7 +257,7 @@ def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) ->
                             display, rank)
     analyses = {t.name: run_analysis(t, sweeps, store, model)
                 for t in task_cfgs if t.kind in ANALYSES and rank.is_main}
-    analyses.update({t.name: run_estimate(t, sweeps, store, model, info)
+    analyses.update({t.name: run_estimate(t, sweeps, store, model)
                      for t in task_cfgs if t.kind == "capacity_estimate" and rank.is_main})
     results, samples = build_results(
         spec=spec, requested=names, task_cfgs=task_cfgs, sweeps=sweeps, store=store,
@@ -259,6 +287,17 @@ def model_info(model: Any, tokenizer: Any) -> dict:
     }
 
 
+# Bumped when records gain or change a field that results are made of (2: min_loss,
+# greedy_accuracy, L counting BOS), so that older records are run again, not misread.
+RECORD_VERSION = 2
+
+
+def drawn_length(seed: int, text_id: str, longest: int) -> int:
+    """The paper's length for a random text: uniform in [2, longest], from the text's own
+    seed, so a text's length does not depend on the others or on --limit."""
+    return random.Random(f"{seed}:{text_id}:{longest}").randint(2, longest)
+
+
 def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, display,
                rank: Rank) -> float:
     import torch
@@ -273,6 +312,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         config = CramConfig(**{**options, "seed": options["seed"] + sweep.restart})
     except ValueError as exc:
         raise CramError(f"bad engine setting: {exc}") from exc
+    sweep.engine = config.to_dict()
     if config.subspace > info["d_model"]:
         raise CramError(f"--subspace {config.subspace} is more than {spec}'s {info['d_model']} "
                         "dimensions: give at most that, or 0 for all")
@@ -281,19 +321,25 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     if not config.subspace:
         del optimizer["subspace"]  # so records made before the option existed still resume
     optimizer["weights"] = str(model.dtype)  # fp16 and fp32 weights must not share records
-    progressive = settings.protocol in PROGRESSIVE and not sweep.keep_vectors
+    optimizer["record_version"] = RECORD_VERSION
+    progressive = sweep.progressive
     if progressive:  # warm starts change results: never mixed with paper
         optimizer["protocol"] = settings.protocol
     keep_vectors = sweep.keep_vectors or progressive
     limit = info["context_length"]
     label = "+".join(sweep.tasks) if len(sweep.tasks) < 3 else f"{sweep.dataset} tasks"
     seconds = 0.0
-    bos = 1 if info["adds_bos"] else 0
-    alive: dict[str, str] | None = None  # fast: text id -> key of its lossless solution
-    last_acc: dict[str, float] = {}  # fast: accuracy where a text stopped climbing
+    alive: dict[str, str] | None = None  # progressive: text id -> key of its last solution
+    last_acc: dict[str, float] = {}  # progressive: accuracy where a text stopped climbing
     lost: dict[str, int] = {}  # progressive: lengths lost in a row, per text
-    for length in sweep.lengths:
-        if limit is not None and length + sweep.n_mem + bos > limit:
+    below = 0  # lengths in a row whose mean accuracy is below the threshold
+    lengths = sweep.lengths
+    if sweep.sampling == "uniform" and limit is not None and lengths[0] + sweep.n_mem > limit:
+        lengths = [limit - sweep.n_mem]  # draws up to what fits
+        display.warn(f"lengths are drawn up to {lengths[0]}, not {sweep.lengths[0]}: "
+                     f"{sweep.n_mem} [mem] + a longer text do not fit in the context of {limit}")
+    for length in lengths:
+        if limit is not None and length + sweep.n_mem > limit:
             display.warn(f"lengths from {length} up are dropped: {length} tokens + "
                          f"{sweep.n_mem} [mem] do not fit in the context of {limit}")
             sweep.stopped = {"length": length, "reason": f"context of {limit} positions"}
@@ -301,12 +347,14 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         jobs, keys, ids, token_lists, short = [], [], [], [], 0
         for sample in texts:
             if alive is not None and sample.id not in alive:
-                continue  # fast: it stopped climbing; its last accuracy is carried
-            tokens = encode_text(tokenizer, sample.text, length)
-            if len(tokens) - bos < length:
+                continue  # it stopped climbing; its last accuracy is carried
+            wanted = drawn_length(settings.seed, sample.id, length) \
+                if sweep.sampling == "uniform" else length
+            tokens = encode_text(tokenizer, sample.text, wanted)
+            if len(tokens) < wanted:
                 short += 1  # recorded as such, never run at a length it does not reach
                 continue
-            key = record_key(spec, text_sha256(tokens), length, sweep.n_mem, optimizer)
+            key = record_key(spec, text_sha256(tokens), wanted, sweep.n_mem, optimizer)
             keys.append(key)
             ids.append(sample.id)
             token_lists.append(tokens)
@@ -316,7 +364,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                     jobs.append((key, sample.id, tokens, warm))
         sweep.keys[length], sweep.tokens[length], sweep.short[length] = keys, token_lists, short
         sweep.ids[length] = ids
-        sweep.carried[length] = [last_acc[t] for t in last_acc]
+        sweep.carried[length] = list(last_acc.values())
         if not keys:
             reason = "no text is that long" if alive is None or short else \
                 f"no text is lossless any more ({settings.protocol} protocol)"
@@ -325,14 +373,15 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             break
         display.length_start(label, sweep.n_mem, length, len(jobs), len(keys) - len(jobs))
 
-        def run_jobs(jobs: list, config: Any, length: int = length) -> float:
+        def run_jobs(jobs: list, config: Any) -> float:
             """Cram (key, text id, tokens, warm-start key or None) jobs; stores each result
             as it finishes. Returns the seconds it took."""
             def store_result(index: int, result: Any) -> None:
                 key, sample_id, _, _ = jobs[index]
                 record = {**result.record(), "key": key, "dataset": sweep.dataset,
-                          "sample_id": sample_id, "length": length, "n_mem": sweep.n_mem,
-                          "restart": sweep.restart}
+                          "sample_id": sample_id, "length": result.num_tokens,
+                          "n_mem": sweep.n_mem, "restart": sweep.restart,
+                          "sampling": sweep.sampling}
                 if keep_vectors:  # vectors first: a record means its vectors are there
                     store.save_vectors(key, result.memory)
                 store.append(record)
@@ -345,7 +394,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                     [store.load_vectors(w) for w in warm])
                 cram_token_ids(model, [job[2] for job in jobs], config, init=init,
                                batch_size=settings.batch_size, on_step=display.step,
-                               on_result=store_result, max_tokens=length)
+                               on_result=store_result, max_tokens=max(len(j[2]) for j in jobs))
             if rank.world > 1:  # every rank reads the others' records before going on
                 rank.barrier()
                 store.refresh()
@@ -354,7 +403,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         seconds += run_jobs(jobs, config)
         if settings.protocol == "max":  # a second, fresh start where the first one lost
             retry_opt = {**optimizer, "attempt": 2}
-            retry_keys = [record_key(spec, text_sha256(t), length, sweep.n_mem, retry_opt)
+            retry_keys = [record_key(spec, text_sha256(t), len(t), sweep.n_mem, retry_opt)
                           for t in token_lists]
             retries = [(rkey, text_id, tokens, None) for i, (key, rkey, text_id, tokens)
                        in enumerate(zip(keys, retry_keys, ids, token_lists))
@@ -364,7 +413,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                 if rkey in store and _better(store.get(rkey), store.get(key)):
                     keys[i] = rkey  # the text's result at this length is its better attempt
         recs = {t: store.get(k) for t, k in zip(ids, keys)}
-        accs = [r["best_accuracy"] for r in recs.values() if not r.get("numerical_fault")]
+        accs = [r["best_accuracy"] for r in recs.values() if usable(r)]
         accs += sweep.carried[length]
         mean_acc = sum(accs) / len(accs) if accs else 0.0
         display.length_done(label, sweep.n_mem, length, mean_acc)
@@ -373,8 +422,16 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                     for t, r in recs.items()}
             allowed = MAX_LOST_LENGTHS if settings.protocol == "max" else 0
             alive = {t: keys[ids.index(t)] for t, r in recs.items()
-                     if lost[t] <= allowed and not r.get("numerical_fault")}
-            last_acc.update({t: _stopped_accuracy(r) for t, r in recs.items() if t not in alive})
+                     if lost[t] <= allowed and usable(r)}
+            # A faulted run is no result: its text neither climbs nor carries an accuracy.
+            last_acc.update({t: _stopped_accuracy(r) for t, r in recs.items()
+                             if t not in alive and usable(r)})
+        below = below + 1 if mean_acc < sweep.threshold else 0
+        if sweep.past_capacity and below >= sweep.past_capacity:
+            sweep.stopped = {"length": length, "reason": (
+                f"{below} lengths in a row below mean accuracy {sweep.threshold}: past "
+                "capacity, with full vectors for the gains")}
+            break
         if sweep.stop_below and mean_acc < sweep.stop_below:
             sweep.stopped = {"length": length, "reason": (
                 f"mean best accuracy {mean_acc:.3f} fell below the floor {sweep.stop_below}")}
@@ -382,15 +439,20 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     return seconds
 
 
+def usable(rec: dict) -> bool:
+    """A record that is a result: its loss never went NaN/inf."""
+    return not rec.get("numerical_fault")
+
+
 def _climbs(rec: dict, protocol: str) -> bool:
     """Whether a text won this length: lossless (fast), or greedy-exact too (max)."""
     if protocol == "max":
         return _exact(rec)
-    return rec["best_accuracy"] >= 1.0 and not rec.get("numerical_fault")
+    return rec["best_accuracy"] >= 1.0 and usable(rec)
 
 
 def _exact(rec: dict) -> bool:
-    return rec["best_accuracy"] >= 1.0 and rec["greedy_exact"] and not rec.get("numerical_fault")
+    return rec["best_accuracy"] >= 1.0 and rec["greedy_exact"] and usable(rec)
 
 
 def _better(new: dict, old: dict) -> bool:
@@ -432,8 +494,7 @@ def run_analysis(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, mode
     return out
 
 
-def run_estimate(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, model,
-                 info: dict) -> dict:
+def run_estimate(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, model) -> dict:
     """Each text's longest decodable prefix predicted from its own CE and the information
     gain measured at the task's (probe) length; against the measured one where the run also
     swept that dataset's grid (e.g. with capacity_<dataset>)."""
@@ -445,8 +506,7 @@ def run_estimate(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, mode
     if probe is None:
         return {**out, "reason": "the probe length was not run"}
     recs = [store.get(k) for k in probe_sweep.keys[probe]]
-    full = [r for r in recs if r["best_accuracy"] <= task.threshold
-            and not r.get("numerical_fault")]
+    full = [r for r in recs if r["best_accuracy"] <= task.threshold and usable(r)]
     if not full:
         return {**out, "reason": f"no vector is full at {probe} tokens: probe a longer length"}
     gain = metrics.mean_std(r["information_gain"] for r in full)
@@ -454,7 +514,7 @@ def run_estimate(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, mode
     measured = _lossless_lengths(task, sweeps, store, probe_sweep.n_mem)
     texts = []
     for text_id, cum in zip(probe_sweep.ids[probe], cumulative):
-        predicted = predicted_length(cum, gain.mean, info["adds_bos"])
+        predicted = predicted_length(cum, gain.mean)
         texts.append({"sample_id": text_id, "predicted": predicted,
                       "at_least": predicted >= probe, "measured": measured.get(text_id)})
     return {**out, "n_mem": probe_sweep.n_mem, "information_gain": gain.mean,
@@ -472,8 +532,8 @@ def _lossless_lengths(task: TaskConfig, sweeps: list[Sweep], store: RecordStore,
         for length, keys in s.keys.items():
             for text_id, key in zip(s.ids[length], keys):
                 rec = store.get(key)
-                if rec["best_accuracy"] >= 1.0 and rec["greedy_exact"]:
-                    longest[text_id] = max(longest.get(text_id, 0), length)
+                if _exact(rec):
+                    longest[text_id] = max(longest.get(text_id, 0), rec["length"])
     return longest
 
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from cram_harness.metrics import LOSSLESS_THRESHOLD as THRESHOLD
+from cram_harness.metrics import full_vector_gains
 from cram_harness.outputs import atomic_path
 from cram_harness.runs import Run
 
@@ -86,10 +87,22 @@ def _bars(ax, items: list[tuple[str, str, float | None]], colors: dict[str, str]
     ax.margins(y=0.12)
 
 
+def _capacity(values: dict, suffix: str = "") -> float | None:
+    """The capacity of a results entry: the paper's, or a progressive protocol's own."""
+    for name in (f"decoding_capacity{suffix}", f"progressive_capacity{suffix}"):
+        if f"{name},none" in values:
+            return _val(values, name)
+    return None
+
+
+def _has_capacity(values: dict) -> bool:
+    return any(k in values for k in ("decoding_capacity,none", "progressive_capacity,none"))
+
+
 def build_capacity_figure(runs: list[Run]) -> Figure:
     """Fig. 1: decoding capacity per model and dataset (one bar each)."""
-    items = [(d, run.label, _val(v, "decoding_capacity")) for run in runs
-             for _, v, d in run.tasks("capacity") if "decoding_capacity,none" in v]
+    items = [(d, run.label, _capacity(v)) for run in runs
+             for _, v, d in run.tasks("capacity") if _has_capacity(v)]
     if not items:
         raise Skip("no capacity results: run capacity_<dataset> or cram_<dataset>")
     fig, (ax,) = _figure(width=8.5)
@@ -110,9 +123,8 @@ def _info_gain(run: Run, recs: list[dict]) -> tuple[float, str] | None:
     pairs = [(g, n) for g, n in pairs if g is not None]
     if pairs:
         return sum(g * n for g, n in pairs) / sum(n for _, n in pairs), "results"
-    full = [r["base_loss"] * r["num_predicted"] - r["best_loss"] * r["num_predicted"]
-            for r in recs if float(r.get("best_accuracy", 1.0)) <= THRESHOLD]
-    return (float(np.mean(full)), "full-vector samples") if full else None
+    gain = full_vector_gains(recs)["information_gain"]
+    return (gain.mean, "full-vector samples") if gain.n else None
 
 
 def build_ce_figure(runs: list[Run]) -> Figure:
@@ -120,7 +132,7 @@ def build_ce_figure(runs: list[Run]) -> Figure:
     panels = []
     for run in runs:
         recs = [r for r in run.samples if all(
-            isinstance(r.get(k), int | float) for k in ("base_loss", "best_loss", "num_predicted"))]
+            isinstance(r.get(k), int | float) for k in ("base_loss", "min_loss", "num_tokens"))]
         if recs:
             k = min(int(r.get("n_mem", 1)) for r in recs)
             panels.append((run, k, [r for r in recs if int(r.get("n_mem", 1)) == k]))
@@ -128,8 +140,9 @@ def build_ce_figure(runs: list[Run]) -> Figure:
         raise Skip("no per-sample records (samples_<task>_<time>.jsonl beside the results file)")
     fig, axes = _figure(len(panels))
     for ax, (run, k, recs) in zip(axes, panels, strict=True):
-        x = np.array([r["base_loss"] * r["num_predicted"] for r in recs])
-        y = np.array([r["best_loss"] * r["num_predicted"] for r in recs])
+        # The paper's axes: CE times L without [mem], and the run's lowest CE times L with it
+        x = np.array([r["base_loss"] * r["num_tokens"] for r in recs])
+        y = np.array([r["min_loss"] * r["num_tokens"] for r in recs])
         lossless = np.array([_lossless(r) for r in recs])
         data = np.array([str(r.get("dataset", "?")) for r in recs])
         for i, d in enumerate(sorted(set(data))):
@@ -148,8 +161,8 @@ def build_ce_figure(runs: list[Run]) -> Figure:
             xs = np.linspace(x.min(), x.max(), 2)
             ax.plot(xs, slope * xs + icpt, color="gray",
                     label=f"fit (not lossless): y = {slope:.2f}x {icpt:+.0f}")
-        ax.set(xlabel="text CE without [mem] (nats, total over the text)",
-               ylabel="CE with [mem] (nats, total over the text)",
+        ax.set(xlabel="text CE without [mem] (nats: mean CE x L)",
+               ylabel="lowest CE with [mem] (nats: min mean CE x L)",
                title=f"{run.label}: {k} [mem] vector{'s' if k > 1 else ''}")
         ax.legend(fontsize=7)
     return fig
@@ -159,8 +172,8 @@ def _scaling_series(run: Run) -> Iterator[tuple[str, dict[int, float | None]]]:
     """(dataset, {k: capacity}) from mem_scaling results, else from sweeps of several k."""
     found = False
     for _, values, dataset in run.tasks("mem_scaling"):
-        caps = {int(m[1]): _val(values, f"decoding_capacity_k{m[1]}") for key in values
-                if (m := re.fullmatch(r"decoding_capacity_k(\d+),none", key))}
+        caps = {int(m[2]): _capacity(values, f"_k{m[2]}") for key in values
+                if (m := re.fullmatch(r"(decoding|progressive)_capacity_k(\d+),none", key))}
         if caps:
             found = True
             yield dataset, caps

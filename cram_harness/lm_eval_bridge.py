@@ -54,7 +54,9 @@ def task_dir() -> Path:
 
 def load_docs(cram_task: str, lengths: list[int] | None = None, num_samples: int | None = None,
               seed: int = 0, data_files: str | None = None, **_model_args: Any) -> dict:
-    """One document per (text, length) of one of our tasks, as lm-eval's `test` split.
+    """One document per text of one of our tasks, as lm-eval's `test` split; each document
+    asks for every length of the task (so `--limit N` takes N texts, at all lengths), or for
+    its one drawn length where the task samples lengths as the paper did for random texts.
     lm-eval passes the task's metadata merged with --metadata and --model_args."""
     import datasets
 
@@ -63,14 +65,17 @@ def load_docs(cram_task: str, lengths: list[int] | None = None, num_samples: int
     (task,) = resolve_tasks([cram_task])
     source = {"kind": "local", "path": data_files} if data_files else task.source
     texts = make_source(source).texts(limit=num_samples or task.num_samples, seed=int(seed))
-    rows = [{"text_id": t.id, "text": t.text, "length": int(length),
-             "n_mem": int(task.mem_tokens[0])}
-            for length in (lengths or task.lengths) for t in texts]
+    grid = sorted(int(n) for n in (lengths or task.lengths))
+    # drawn lengths: up to the longest length, or what the model's context holds (CramLM)
+    rows = [{"text_id": t.id, "text": t.text, "n_mem": int(task.mem_tokens[0]),
+             "lengths": grid[-1:] if task.sampling == "uniform" else grid,
+             "seed": int(seed) if task.sampling == "uniform" else None}
+            for t in texts]
     return {"test": datasets.Dataset.from_list(rows)}
 
 
 class CramTask(ConfigurableTask):
-    """Emits one `cram` request per document; lm-eval sends it to `CramLM.cram`."""
+    """Emits one `cram` request per length of a document; lm-eval sends them to `CramLM.cram`."""
 
     OUTPUT_TYPE = "cram"
 
@@ -79,30 +84,53 @@ class CramTask(ConfigurableTask):
         config["output_type"] = None  # lm-eval checks only its own four types when set
         super().__init__(config=config)
 
-    def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Instance:
+    def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> list[Instance]:
         for unused in ("apply_chat_template", "chat_template"):
             kwargs.pop(unused, None)
-        args = (doc["text"], {"length": doc["length"], "n_mem": doc["n_mem"]})
-        return Instance(request_type="cram", doc=doc, arguments=args, idx=0, **kwargs)
+        return [Instance(request_type="cram", doc=doc, idx=i, **kwargs, arguments=(
+                    doc["text"], {"length": length, "n_mem": doc["n_mem"],
+                                  "draw": None if doc["seed"] is None else
+                                  (doc["seed"], doc["text_id"])}))
+                for i, length in enumerate(doc["lengths"])]
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
-    """Per-document metrics; Table 1's gains only where the vector is full."""
-    rec = json.loads(results[0])
-    out = {"decoding_capacity": (rec["length"], rec["best_accuracy"]),
-           "best_accuracy": rec["best_accuracy"], "greedy_exact": float(rec["greedy_exact"])}
-    if rec["best_accuracy"] <= metrics.LOSSLESS_THRESHOLD:
-        out.update({k: rec[k] for k in ("token_gain", "information_gain",
-                                        "information_gain_bits")})
+    """Per-document metrics over the document's lengths. A text shorter than a length is
+    not run there, and a run whose loss went NaN/inf is no result (as in cram-eval)."""
+    recs = [rec for rec in map(json.loads, results)
+            if not rec.get("not_run") and not rec.get("numerical_fault")]
+    full = [rec for rec in recs if metrics.is_full(rec)]
+    out: dict[str, Any] = {
+        "decoding_capacity": [(rec["length"], rec["best_accuracy"]) for rec in recs],
+        "greedy_capacity": [(rec["length"], rec["greedy_accuracy"]) for rec in recs],
+        "n_full_vectors": len(full)}
+    out.update({name: [rec[name] for rec in full] for name in FULL_VECTOR_METRICS})
+    if recs:
+        out["best_accuracy"] = sum(rec["best_accuracy"] for rec in recs) / len(recs)
+        out["greedy_exact"] = sum(bool(rec["greedy_exact"]) for rec in recs) / len(recs)
     return out
 
 
-def decoding_capacity(items: list[tuple[int, float]]) -> int | None:
-    """The longest length whose mean best accuracy is >= 0.99 (None if none is)."""
+FULL_VECTOR_METRICS = ("token_gain", "information_gain", "information_gain_bits")
+
+
+def decoding_capacity(items: list[list[tuple[int, float]]]) -> int | None:
+    """The longest length whose mean accuracy over its texts is >= 0.99 (None if none is)."""
     table: dict[int, list[float]] = defaultdict(list)
-    for length, acc in items:
-        table[int(length)].append(float(acc))
+    for doc in items:
+        for length, acc in doc:
+            table[int(length)].append(float(acc))
     return metrics.decoding_capacity(table)
+
+
+def full_vector_mean(items: list[list[float]]) -> float | None:
+    """Table 1's mean over every full vector of every document (not a mean of means)."""
+    values = [v for doc in items for v in doc]
+    return metrics.mean_std(values).mean if values else None
+
+
+def count(items: list[int]) -> int:
+    return sum(items)
 
 
 @register_model("cram")
@@ -111,12 +139,12 @@ class CramLM(HFLM):
     prefix from an adapter (`mem=DIR`), that also serves `cram` requests."""
 
     def __init__(self, pretrained: str, mem: str | None = None, device: str | None = None,
-                 dtype: str = "auto", max_steps: int | None = None, lr: float | None = None,
-                 min_margin: float | None = None, seed: int = 0,
+                 dtype: str = "auto", autocast: str = "auto", max_steps: int | None = None,
+                 lr: float | None = None, min_margin: float | None = None, seed: int = 0,
                  cram_batch_size: int = 8, **kwargs: Any) -> None:
         import torch
 
-        from cram_harness.models import load_model
+        from cram_harness.models import load_model, resolve_autocast
 
         if device is None or (device.startswith("cuda") and not torch.cuda.is_available()):
             device = "auto"  # lm-eval's CLI defaults to cuda:0
@@ -127,24 +155,48 @@ class CramLM(HFLM):
         super().__init__(pretrained=model, tokenizer=tokenizer, **kwargs)
         self.spec = str(pretrained)
         options = {"max_steps": max_steps, "lr": lr, "min_margin": min_margin}
-        self.engine_options = {"seed": int(seed),
+        # the precision the evaluator would use: bf16 weights or bf16 autocast are recorded
+        self.engine_options = {"seed": int(seed), "dtype": resolve_autocast(str(autocast), model),
                                **{k: v for k, v in options.items() if v is not None}}
         self.cram_batch_size = int(cram_batch_size)
 
     def cram(self, requests: list[Instance]) -> list[str]:
-        """Cram each request's text at its length; one batched run per (length, k)."""
-        from cram_harness.api import cram
+        """Cram each request's text at its length (drawn, up to what fits, where the task
+        samples lengths); one batched run per (length, k). A text shorter than its length,
+        or a length past the context, is answered {"not_run": why} and not run."""
+        from cram_harness.api import cram_token_ids
+        from cram_harness.cramming import CramConfig
+        from cram_harness.evaluator import drawn_length
+        from cram_harness.tokens import context_length, encode_text
 
+        context = context_length(self.base_model)
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, req in enumerate(requests):
-            groups[(req.args[1]["length"], req.args[1]["n_mem"])].append(i)
+            opts = req.args[1]
+            length, n_mem = opts["length"], opts["n_mem"]
+            if opts.get("draw"):  # the paper's random texts: a length from [2, L]
+                fits = length if context is None else min(length, context - n_mem)
+                length = drawn_length(*opts["draw"], fits)
+            groups[(length, n_mem)].append(i)
         out: list[str] = [""] * len(requests)
         for (length, n_mem), idx in groups.items():
-            results = cram(self.base_model, [requests[i].args[0] for i in idx], n_mem=n_mem,
-                           max_tokens=length, tokenizer=self.tokenizer,
-                           batch_size=self.cram_batch_size, **self.engine_options)
-            for i, res in zip(idx, results):
-                out[i] = json.dumps({**res.record(), "length": length, "n_mem": n_mem})
+            if context is not None and length + n_mem > context:
+                why = f"{length} tokens + {n_mem} [mem] do not fit in the context of {context}"
+                for i in idx:
+                    out[i] = json.dumps({"not_run": why, "length": length, "n_mem": n_mem})
+                continue
+            tokens = {i: encode_text(self.tokenizer, requests[i].args[0], length) for i in idx}
+            run = [i for i in idx if len(tokens[i]) == length]
+            for i in set(idx) - set(run):
+                out[i] = json.dumps({"not_run": "the text is shorter", "length": length,
+                                     "n_mem": n_mem})
+            if not run:
+                continue
+            config = CramConfig(n_mem=n_mem, **self.engine_options)
+            results = cram_token_ids(self.base_model, [tokens[i] for i in run], config,
+                                     batch_size=self.cram_batch_size, max_tokens=length)
+            for i, res in zip(run, results):
+                out[i] = json.dumps({**res.record(), "length": res.num_tokens, "n_mem": n_mem})
         return out
 
 

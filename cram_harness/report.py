@@ -11,10 +11,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cram_harness.errors import CramError
+from cram_harness.metrics import metric_name
 
 COLUMNS = [
     ("model", "model"),
     ("dataset", "dataset"),
+    ("protocol", "protocol"),
+    ("precision", "precision"),
+    ("lr", "lr"),
     ("d_model", "d_model"),
     ("eq1", "Eq. 1"),
     ("capacity", "capacity"),
@@ -23,11 +27,15 @@ COLUMNS = [
     ("information_gain", "info gain (nats)"),
     ("information_gain_bits", "info gain (bits)"),
     ("utilization", "utilization"),
+    ("n_full_vectors", "full vectors"),
 ]
 FORMATS = ("table", "markdown", "csv", "html")
 # The terminal table keeps to what fits 80 columns; the files carry every column.
-TERMINAL = ("model", "dataset", "capacity", "greedy_capacity", "token_gain", "information_gain",
-            "eq1", "utilization")
+TERMINAL = ("model", "dataset", "protocol", "precision", "lr", "capacity", "greedy_capacity",
+            "token_gain", "information_gain", "eq1", "utilization")
+SETTINGS = ("protocol", "precision", "lr")
+PAPER_SETTINGS = {"protocol": "paper", "precision": "fp32", "lr": 0.01}
+MEAN_STD = ("token_gain", "information_gain", "information_gain_bits")
 SHORT = {"greedy_capacity": "greedy", "information_gain": "info (nats)", "utilization": "util."}
 
 
@@ -58,28 +66,54 @@ def load_results(paths: Iterable[str | Path]) -> list[dict]:
     return loaded
 
 
-def _metric(task: dict, name: str):
-    return task.get(f"{name},none")
+def _metric(task: dict, name: str, protocol: str):
+    return task.get(f"{metric_name(name, protocol)},none")
+
+
+def precision_label(weights: str | None, compute: str | None) -> str:
+    """How a run computed: fp32, bf16 autocast over fp32 weights, or low-precision weights."""
+    weights = (weights or "float32").replace("torch.", "")
+    if weights in ("bfloat16", "float16"):
+        return f"{'bf16' if weights == 'bfloat16' else 'fp16'} weights"
+    return "bf16 autocast" if compute == "bf16" else "fp32"
+
+
+def run_settings(res: dict) -> dict:
+    """Protocol, precision and lr of a results file: what keeps its rows apart from others'."""
+    engine, cfg = res.get("engine") or {}, res.get("config") or {}
+    return {"protocol": engine.get("protocol") or cfg.get("protocol") or "paper",
+            "precision": precision_label(engine.get("weights")
+                                         or res.get("model_info", {}).get("dtype"),
+                                         engine.get("dtype")),
+            "lr": engine.get("lr", cfg.get("lr"))}
 
 
 def table1_rows(results: list[dict]) -> list[dict]:
-    """One row per model and dataset, in the shape of the paper's Table 1."""
+    """One row per model, dataset, protocol, precision and lr, in the shape of the paper's
+    Table 1. Files are read in order: a later file replaces an earlier one's numbers only in
+    the row of the same settings, never another protocol's."""
     rows: dict[tuple, dict] = {}
     for res in results:
         info = res.get("model_info", {})
+        settings = run_settings(res)
+        protocol = settings["protocol"]
         for name, task in res["results"].items():
             dataset = res.get("configs", {}).get(name, {}).get("dataset", "?")
-            row = rows.setdefault((res["model_name"], dataset), {
-                "model": res["model_name"], "dataset": dataset, "d_model": info.get("d_model"),
-                "eq1": info.get("eq1_capacity")})
+            key = (res["model_name"], dataset, *settings.values())
+            row = rows.setdefault(key, {
+                "model": res["model_name"], "dataset": dataset, **settings,
+                "d_model": info.get("d_model"), "eq1": info.get("eq1_capacity")})
             for metric, col in (("decoding_capacity", "capacity"),
                                 ("greedy_capacity", "greedy_capacity"),
                                 ("capacity_utilization", "utilization")):
-                if _metric(task, metric) is not None:
-                    row[col] = _metric(task, metric)
+                if _metric(task, metric, protocol) is not None:
+                    row[col] = _metric(task, metric, protocol)
+            if task.get("n_full_vectors,none") is not None:
+                row["n_full_vectors"] = task["n_full_vectors,none"]
             for metric in ("token_gain", "information_gain", "information_gain_bits"):
-                if _metric(task, metric) is not None:
-                    row[metric] = (_metric(task, metric), _metric(task, f"{metric}_std"))
+                if _metric(task, metric, protocol) is not None:
+                    row[metric] = (_metric(task, metric, protocol),
+                                   _metric(task, f"{metric}_std", protocol))
     return sorted(rows.values(), key=lambda r: (r["dataset"], -(r.get("capacity") or 0)))
 
 
@@ -107,9 +141,10 @@ def render(rows: list[dict], fmt_name: str = "table") -> str:
     if fmt_name == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow([key for key, _ in COLUMNS])
+        writer.writerow(csv_columns())
         for row in rows:
-            writer.writerow([_csv_value(row.get(key)) for key, _ in COLUMNS])
+            writer.writerow([_csv_value(row.get(key.removesuffix("_std")),
+                                        std=key.endswith("_std")) for key in csv_columns()])
         return buf.getvalue()
     if fmt_name == "html":
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -121,22 +156,31 @@ def render(rows: list[dict], fmt_name: str = "table") -> str:
     raise CramError(f"unknown format {fmt_name!r}: use one of {', '.join(FORMATS)}")
 
 
-def _csv_value(value):
+def _csv_value(value, std: bool = False):
     if isinstance(value, tuple):
-        return value[0]
+        value = value[1 if std else 0]
     return "" if value is None else value
+
+
+def csv_columns() -> list[str]:
+    """The CSV's columns: each mean-and-std metric as two, so that no std is lost."""
+    return [c for key, _ in COLUMNS
+            for c in ((key, f"{key}_std") if key in MEAN_STD else (key,))]
 
 
 def rich_table(rows: list[dict], title: str = "cram-harness: Table 1"):
     from rich.table import Table
 
     table = Table(title=title)
-    for key in TERMINAL:
+    # settings columns only where they tell rows apart or differ from the paper's
+    keys = [k for k in TERMINAL if k not in SETTINGS or len({str(r.get(k)) for r in rows}) > 1
+            or any(r.get(k) not in (None, PAPER_SETTINGS[k]) for r in rows)]
+    for key in keys:
         title_ = SHORT.get(key, dict(COLUMNS)[key])
         if key in ("model", "dataset"):
             table.add_column(title_, overflow="fold", min_width=14 if key == "model" else 7)
         else:
             table.add_column(title_, justify="right")
     for row in rows:
-        table.add_row(*[fmt(row.get(key)) for key in TERMINAL])
+        table.add_row(*[fmt(row.get(key)) for key in keys])
     return table

@@ -9,31 +9,33 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from cram_harness import metrics
+from cram_harness.metrics import metric_name
 from cram_harness.registry import all_tasks
 from cram_harness.task import GroupConfig, TaskConfig
 
 FILTER = "none"
+GAIN_KINDS = ("token_gain", "info_gain")
 
 
 def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int) -> list[dict]:
-    """The records a task reads: its dataset's sweep at `n_mem`, at the task's lengths."""
-    out = []
-    for sweep in sweeps:
-        if task.name in sweep.tasks and sweep.n_mem == n_mem:
-            wanted = sweep.task_lengths[task.name]
-            for length, keys in sweep.keys.items():
-                if length in wanted:  # a NaN/inf loss is recorded but never a result
-                    out += [r for r in map(store.get, keys) if not r.get("numerical_fault")]
-    return out
+    """The records a task reads: every length its dataset's sweep at `n_mem` ran (the paper
+    pooled Table 1 over all of them), so tasks sharing a sweep never disagree. A NaN/inf run
+    is recorded but never a result."""
+    return [r for sweep in sweeps if task.name in sweep.tasks and sweep.n_mem == n_mem
+            for keys in sweep.keys.values() for r in map(store.get, keys) if usable(r)]
 
 
 def carried_records(task: TaskConfig, sweeps: list, n_mem: int) -> list[dict]:
-    """Fast protocol: texts that stopped climbing count at longer lengths with the accuracy
-    they stopped at (not lossless), so capacity keeps the paper's definition."""
-    return [{"length": length, "best_accuracy": acc, "greedy_exact": False}
+    """Progressive protocols: texts that stopped climbing count at longer lengths with the
+    accuracy they stopped at (not lossless)."""
+    return [{"length": length, "best_accuracy": acc, "greedy_accuracy": min(acc, 1.0),
+             "greedy_exact": False}
             for s in sweeps if task.name in s.tasks and s.n_mem == n_mem
-            for length, accs in s.carried.items() if length in s.task_lengths[task.name]
-            for acc in accs]
+            for length, accs in s.carried.items() for acc in accs]
+
+
+def usable(rec: dict) -> bool:
+    return not rec.get("numerical_fault")
 
 
 def _key(metric: str) -> str:
@@ -49,17 +51,20 @@ def _num(x: float) -> float | None:
     return None if x != x else x  # NaN (no samples) -> null
 
 
-def _capacity_metrics(records: list[dict], threshold: float, suffix: str = "") -> dict:
+def _capacity_metrics(records: list[dict], threshold: float, protocol: str,
+                      suffix: str = "") -> dict:
+    if protocol != "paper":
+        records = metrics.credit_prefixes(records)
     table = metrics.accuracy_table(records)
-    exact: dict[int, list[float]] = {}
-    for rec in records:
-        exact.setdefault(int(rec["length"]), []).append(1.0 if rec["greedy_exact"] else 0.0)
+    greedy = metrics.accuracy_table(records, field="greedy_accuracy")
+    capacity, greedy_capacity = (metric_name(f"{m}{suffix}", protocol)
+                                 for m in ("decoding_capacity", "greedy_capacity"))
     return {
-        _key(f"decoding_capacity{suffix}"): metrics.decoding_capacity(table, threshold),
-        _key(f"decoding_capacity{suffix}_stderr"): "N/A",
-        # Lossless in the strict sense: greedy decoding gives the text back token for token.
-        _key(f"greedy_capacity{suffix}"): metrics.decoding_capacity(exact, threshold),
-        _key(f"greedy_capacity{suffix}_stderr"): "N/A",
+        _key(capacity): metrics.decoding_capacity(table, threshold),
+        _key(f"{capacity}_stderr"): "N/A",
+        # The same rule with each text's greedy-decoded accuracy: decoding, not scoring.
+        _key(greedy_capacity): metrics.decoding_capacity(greedy, threshold),
+        _key(f"{greedy_capacity}_stderr"): "N/A",
     }
 
 
@@ -100,7 +105,7 @@ def estimate_metrics(estimate: dict, records: list[dict]) -> dict:
 
 
 def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
-                 analyses: dict | None = None) -> tuple[dict, list]:
+                 analyses: dict | None = None, protocol: str = "paper") -> tuple[dict, list]:
     """(metrics, records used) of one task."""
     mems = sorted({s.n_mem for s in sweeps if task.name in s.tasks})
     first = task_records(task, sweeps, store, mems[0]) if mems else []
@@ -112,50 +117,64 @@ def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
         return analysis_metrics((analyses or {}).get(task.name, {})), used
     if task.kind == "capacity":
         carried = carried_records(task, sweeps, mems[0]) if mems else []
-        return _capacity_metrics(first + carried, task.threshold), first
+        return _capacity_metrics(first + carried, task.threshold, protocol), first
     if task.kind == "mem_scaling":
         out, used = {}, []
         for k in mems:
             recs = task_records(task, sweeps, store, k)
             out.update(_capacity_metrics(recs + carried_records(task, sweeps, k),
-                                         task.threshold, suffix=f"_k{k}"))
+                                         task.threshold, protocol, suffix=f"_k{k}"))
             used += recs
         return out, used
     gains = metrics.full_vector_gains(first, task.threshold)
-    out = {_key("n_full_vectors"): gains["token_gain"].n}
+    # How many vectors the gains are made of (build_results adds at which lengths).
+    out = {_key("n_full_vectors"): gains["token_gain"].n, _key("n_full_vectors_stderr"): "N/A"}
     if task.kind == "token_gain":
-        out.update(_mean_std_metrics("token_gain", gains["token_gain"]))
+        name = metric_name("token_gain", protocol)
+        out.update(_mean_std_metrics(name, gains["token_gain"]))
         mean = gains["token_gain"].mean
-        out[_key("capacity_utilization")] = _num(
+        out[_key(metric_name("capacity_utilization", protocol))] = _num(
             metrics.capacity_utilization(mean, info["eq1_capacity"]))
     else:
-        out.update(_mean_std_metrics("information_gain", gains["information_gain"]))
-        out.update(_mean_std_metrics("information_gain_bits", gains["information_gain_bits"]))
+        out.update(_mean_std_metrics(metric_name("information_gain", protocol),
+                                     gains["information_gain"]))
+        out.update(_mean_std_metrics(metric_name("information_gain_bits", protocol),
+                                     gains["information_gain_bits"]))
     return out, first
 
 
 def sweep_summary(sweeps: list, store: Any) -> list[dict]:
     rows = []
     for s in sweeps:
+        recs = [store.get(k) for keys in s.keys.values() for k in keys]
+        by_length = metrics.accuracy_table(
+            [r for r in recs if usable(r)]
+            + [{"length": length, "best_accuracy": acc}
+               for length, accs in s.carried.items() for acc in accs])
         rows.append({
             "dataset": s.dataset, "n_mem": s.n_mem, "restart": s.restart, "tasks": s.tasks,
-            "source": s.source,
+            "source": s.source, "sampling": s.sampling, "engine": s.engine,
             "lengths_planned": s.lengths,
-            "mean_accuracy": {
-                str(length): _mean([store.get(k)["best_accuracy"] for k in keys]
-                                   + s.carried.get(length, []))
-                for length, keys in s.keys.items() if keys},
+            # by the length each text was run at (drawn lengths for sampling: uniform)
+            "mean_accuracy": {str(length): _mean(accs) for length, accs in by_length.items()},
             "carried": {str(k): len(v) for k, v in s.carried.items() if v},
-            "optimizer_steps": sum(store.get(k)["steps"] for keys in s.keys.values()
-                                   for k in keys),
+            "optimizer_steps": sum(r["steps"] for r in recs),
             "samples": {str(length): len(keys) for length, keys in s.keys.items()},
             "texts_too_short": {str(k): v for k, v in s.short.items() if v},
-            "numerical_faults": sum(bool(store.get(k).get("numerical_fault"))
-                                    for keys in s.keys.values() for k in keys),
+            "numerical_faults": sum(not usable(r) for r in recs),
+            "past_capacity": s.past_capacity,
             "stop_below": s.stop_below,
             "stopped": s.stopped or {"length": None, "reason": "ran every planned length"},
         })
     return rows
+
+
+def engine_settings(sweeps: list, protocol: str, model_info: dict) -> dict:
+    """The optimizer settings of the run's first sweep (they differ between sweeps only in
+    n_mem and seed), with the protocol and the weights' dtype."""
+    engine = next((dict(s.engine) for s in sweeps if s.engine), {})
+    engine.pop("n_mem", None)
+    return {**engine, "protocol": protocol, "weights": model_info.get("dtype")}
 
 
 def _mean(values: list[float]) -> float:
@@ -165,8 +184,10 @@ def _mean(values: list[float]) -> float:
 def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, settings, timings,
                   device, include_path=(), analyses=None) -> tuple[dict, dict[str, list[dict]]]:
     results, configs, versions, n_samples, higher, samples = {}, {}, {}, {}, {}, {}
+    full_vectors: dict[str, dict[str, int]] = {}
     for task in task_cfgs:
-        values, used = task_metrics(task, sweeps, store, model_info, analyses)
+        values, used = task_metrics(task, sweeps, store, model_info, analyses,
+                                    settings.get("protocol", "paper"))
         results[task.name] = {"alias": task.name, **values}
         configs[task.name] = task.to_dict()
         versions[task.name] = task.version
@@ -174,6 +195,8 @@ def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, sett
                                 "effective": len(used)}
         higher[task.name] = {k.split(",")[0]: True for k in values if "stderr" not in k}
         samples[task.name] = used
+        if task.kind in GAIN_KINDS:
+            full_vectors[task.name] = metrics.full_vectors_by_length(used, task.threshold)
     registry = all_tasks(include_path)
     groups, group_subtasks = {}, {}
     for name in requested:
@@ -194,8 +217,11 @@ def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, sett
         "n-samples": n_samples,
         "higher_is_better": higher,
         "config": {"model": spec, "model_args": f"pretrained={spec}", **settings},
+        # what the engine ran with, the protocol's and the model's defaults resolved
+        "engine": engine_settings(sweeps, settings.get("protocol", "paper"), model_info),
         "model_info": model_info,
         "sweeps": sweep_summary(sweeps, store),
+        "full_vectors": full_vectors,  # per gains task: length -> full vectors pooled there
         "analyses": analyses or {},
         "environment": environment(device),
         "timings": {**timings, "optimizer_steps": sum(

@@ -5,10 +5,14 @@
                                  # similarity | interpolation | capacity_estimate
     dataset: pg19                # tasks of one dataset share their optimization runs
     source: {kind: hf, repo: yurakuratov/pg19_valid_1k_chunks, split: train}
-    lengths: [8, 16, 32, ...]    # token lengths L of the sweep
+    lengths: [8, 16, 32, ...]    # token lengths L of the sweep (BOS counted, as the paper did)
+    sampling: grid               # grid: every text at every length; uniform: each text draws
+                                 # its length from [2, max(lengths)] (the paper's random texts)
     mem_tokens: [1]              # numbers of [mem] vectors k
     num_samples: 50
-    stop_below: 0.5              # stop climbing once a length's mean accuracy is below this
+    past_capacity: 3             # stop after this many lengths in a row below the threshold
+                                 # (0: the whole grid)
+    stop_below: 0                # also stop once a length's mean accuracy is below this (0: off)
     threshold: 0.99              # accuracy that counts as decoded (capacity, full vectors)
     description: "..."           # shown by `cram-eval ls tasks`
     version: 1
@@ -30,6 +34,7 @@ from cram_harness.errors import CramError
 KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling", "similarity", "interpolation",
          "capacity_estimate")
 ANALYSES = ("similarity", "interpolation")  # several restarts per text, vectors kept
+SAMPLINGS = ("grid", "uniform")
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,9 @@ class TaskConfig:
     lengths: tuple[int, ...]
     mem_tokens: tuple[int, ...] = (1,)
     num_samples: int = 50
-    stop_below: float | None = 0.5
+    sampling: str = "grid"
+    past_capacity: int = 3
+    stop_below: float = 0.0
     threshold: float = 0.99
     version: int = 1
     description: str = ""
@@ -62,8 +69,8 @@ class GroupConfig:
 
 
 _REQUIRED = ("kind", "dataset", "source", "lengths")
-_OPTIONAL = ("mem_tokens", "num_samples", "stop_below", "threshold", "version", "description",
-             "restarts", "num_thetas")
+_OPTIONAL = ("mem_tokens", "num_samples", "sampling", "past_capacity", "stop_below", "threshold",
+             "version", "description", "restarts", "num_thetas")
 
 
 def parse_file(path: Path) -> TaskConfig | GroupConfig:
@@ -95,6 +102,14 @@ def parse_file(path: Path) -> TaskConfig | GroupConfig:
     for key in ("num_samples", "restarts", "num_thetas"):
         if key in opts:
             opts[key] = _positive_ints(path, key, [opts[key]])[0]
+    if opts.get("sampling", "grid") not in SAMPLINGS:
+        raise CramError(f"{path}: key 'sampling' is {opts['sampling']!r}, expected one of "
+                        f"{SAMPLINGS}")
+    if "past_capacity" in opts and not (isinstance(opts["past_capacity"], int)
+                                        and not isinstance(opts["past_capacity"], bool)
+                                        and opts["past_capacity"] >= 0):
+        raise CramError(f"{path}: key 'past_capacity' must be a whole number >= 0 (0: the "
+                        "whole grid)")
     return TaskConfig(name=str(data["task"]), kind=data["kind"], dataset=str(data["dataset"]),
                       source=dict(data["source"]),
                       lengths=_positive_ints(path, "lengths", data["lengths"]),

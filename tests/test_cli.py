@@ -24,7 +24,7 @@ def results_dir(tiny_model_dir, tmp_path_factory):
     proc = cram_eval("--model", tiny_model_dir, "--tasks", "cram_pg19", "--limit", "2",
                      "--lengths", "4,8", "--mem-tokens", "1", "--max-steps", "10", "--lr", "0.3",
                      "--data-files", str(corpus), "--output-path", str(out),
-                     "--stop-below", "0")
+                     "--past-capacity", "0")
     assert proc.returncode == 0, proc.stderr
     assert "Table 1" in proc.stdout and "results:" in proc.stdout
     return out
@@ -45,7 +45,7 @@ def test_run_writes_results_and_samples(results_dir):
 
 
 @pytest.mark.parametrize("fmt, marker", [("table", "leaderboard"), ("markdown", "| model |"),
-                                         ("csv", "model,dataset,d_model"),
+                                         ("csv", "model,dataset,protocol,precision,lr,d_model"),
                                          ("html", "<table>")])
 def test_leaderboard_formats(results_dir, tmp_path, fmt, marker):
     proc = cram_eval("leaderboard", str(results_dir), "--format", fmt)
@@ -109,7 +109,10 @@ def test_end_to_end_on_smollm2(tmp_path):
     (results,) = (tmp_path / "smollm2-135m").glob("results_*.json")
     data = json.loads(results.read_text())
     assert data["model_info"]["d_model"] == 576
-    assert data["sweeps"][0]["samples"]["8"] == 2
+    sweep = data["sweeps"][0]
+    # the paper's random texts: two texts, each at its own length drawn from [2, 16]
+    assert sweep["sampling"] == "uniform" and sweep["samples"] == {"16": 2}
+    assert all(2 <= int(n) <= 16 for n in sweep["mean_accuracy"])
     assert "capacity" in proc.stdout
 
 

@@ -15,7 +15,7 @@ from cram_harness.records import read_records
 from tests.conftest import write_corpus
 
 ARGS = ["--tasks", "capacity_pg19,token_gain_pg19", "--limit", "3", "--lengths", "4,8",
-        "--max-steps", "30", "--lr", "0.3", "--batch-size", "1", "--stop-below", "0"]
+        "--max-steps", "30", "--lr", "0.3", "--batch-size", "1", "--past-capacity", "0"]
 
 
 def launch(model, corpus, out, nproc):

@@ -15,7 +15,7 @@ TASKS = ["capacity_pg19", "token_gain_pg19", "info_gain_pg19"]
 
 def settings(tmp_path, corpus, **overrides):
     base = dict(limit=2, lengths=(4, 8), batch_size=2, max_steps=15, lr=0.3, device="cpu",
-                data_files=corpus, output_path=str(tmp_path / "results"), stop_below=0)
+                data_files=corpus, output_path=str(tmp_path / "results"), past_capacity=0)
     return RunSettings(**{**base, **overrides})
 
 
@@ -55,7 +55,7 @@ def test_tasks_of_a_dataset_share_one_sweep(tiny_model_dir, word_corpus, tmp_pat
                 "model_info", "environment", "timings"):
         assert key in res
     assert res["model_info"]["d_model"] == 64 and res["model_info"]["eq1_capacity"] > 0
-    assert res["config"]["model"] == tiny_model_dir and res["versions"]["capacity_pg19"] == 1
+    assert res["config"]["model"] == tiny_model_dir and res["versions"]["capacity_pg19"] == 2
     assert res["environment"]["torch"]
     on_disk = json.loads(open(res["results_file"]).read())
     assert on_disk["results"] == res["results"]

@@ -30,10 +30,12 @@ def _record(model: str, dataset: str, length: int, n_mem: int, i: int, lr: float
     best_loss = base_loss - 40.0 / n if full else 0.01
     best_acc = 0.6 + 0.05 * i if full else 1.0
     return {"key": f"{model}-{dataset}-{length}-{n_mem}-{i}-{lr}", "dataset": dataset,
-            "length": length, "n_mem": n_mem, "num_predicted": n, "base_loss": base_loss,
-            "best_loss": best_loss, "base_accuracy": 0.1, "best_accuracy": best_acc,
-            "token_gain": (best_acc - 0.1) * n, "information_gain": (base_loss - best_loss) * n,
-            "information_gain_bits": (base_loss - best_loss) * n / 0.693,
+            "length": length, "n_mem": n_mem, "num_tokens": length, "num_predicted": n,
+            "base_loss": base_loss, "best_loss": best_loss + 0.05, "min_loss": best_loss,
+            "base_accuracy": 0.1, "best_accuracy": best_acc,
+            "token_gain": (best_acc - 0.1) * length,
+            "information_gain": (base_loss - best_loss) * length,
+            "information_gain_bits": (base_loss - best_loss) * length / 0.693,
             "greedy_exact": not full and i != 2, "converged": not full,
             "config": {"lr": lr, "max_steps": 100, "min_margin": 0.0, "dtype": "fp32"}}
 
@@ -217,7 +219,8 @@ def test_report_html(tmp_path):
     assert text.count('<img src="data:image/png;base64,') == len(pngs) == len(figures.FIGURES)
     assert '<table class="table1">' in text
     assert "tiny-&lt;b&gt;" in text and "<b>tiny-<" not in text
-    assert re.search(r"<td>tiny-b</td><td>random</td><td>64</td><td>150</td><td>16</td>", text)
+    assert re.search(r"<td>tiny-b</td><td>random</td><td>paper</td><td>fp32</td><td>-</td>"
+                     r"<td>64</td><td>150</td><td>16</td>", text)
     assert "0.1" in text and "results_2025-01-01T00-00-00.json" in text  # settings section
     assert "http://" not in text and "https://" not in text
     assert not list((tmp_path / "out").glob(".*"))  # no temp files left

@@ -61,13 +61,22 @@ def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
 
     out = lm_eval.simple_evaluate(
         model="cram", model_args=f"pretrained={tiny_model_dir},max_steps=8,lr=0.3",
-        tasks=["cram_info_gain_pg19"], limit=4,
+        tasks=["cram_info_gain_pg19"], limit=1, log_samples=True,
         task_manager=TaskManager(include_path=str(task_dir()), metadata={
             "data_files": _corpus_file(tiny_model_dir), "lengths": [6, 12], "num_samples": 2}))
     res = out["results"]["cram_info_gain_pg19"]
     assert res["best_accuracy,none"] >= 0 and "best_accuracy_stderr,none" in res
     assert isinstance(res["decoding_capacity,none"], (int, type(None)))
-    assert out["n-samples"]["cram_info_gain_pg19"]["effective"] == 4
+    # --limit takes texts, each at every length (it used to drop the longer lengths)
+    assert out["n-samples"]["cram_info_gain_pg19"]["effective"] == 1
+    (sample,) = out["samples"]["cram_info_gain_pg19"]
+    runs = [json.loads(resp[0]) for resp in sample["resps"]]
+    assert [r["length"] for r in runs] == [6, 12]
+    full = [r for r in runs if r["best_accuracy"] <= 0.99]
+    assert res["n_full_vectors,none"] == len(full)
+    if full:  # Table 1's gain: pooled over the full vectors only
+        assert res["information_gain,none"] == pytest.approx(
+            sum(r["information_gain"] for r in full) / len(full))
 
 
 def _corpus_file(model_dir):

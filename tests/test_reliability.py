@@ -36,7 +36,7 @@ from tests.conftest import word_sentences
 
 # The run every interruption test repeats: 3 texts x lengths 4, 8 = 6 samples, one at a time.
 RUN = ["--tasks", "capacity_pg19", "--limit", "3", "--lengths", "4,8", "--max-steps", "40",
-       "--lr", "0.3", "--batch-size", "1", "--stop-below", "0", "--device", "cpu"]
+       "--lr", "0.3", "--batch-size", "1", "--past-capacity", "0", "--device", "cpu"]
 N_SAMPLES = 6
 # Sections of a results file that describe what was measured (not when, where or how fast).
 MEASURED = ("results", "groups", "group_subtasks", "configs", "versions", "n-samples",
@@ -324,7 +324,7 @@ def test_interrupted_at_five_moments_then_resumed_equals_an_uninterrupted_run(
 
 def fast_run(tiny_model_dir: str, books: str, out: Path, *extra: str) -> list[str]:
     return ["--model", tiny_model_dir, "--tasks", "capacity_pg19", "--limit", "3", "--lengths",
-            "4,8", "--max-steps", "5", "--lr", "0.3", "--batch-size", "1", "--stop-below", "0",
+            "4,8", "--max-steps", "5", "--lr", "0.3", "--batch-size", "1", "--past-capacity", "0",
             "--device", "cpu", "--data-files", books, "--output-path", str(out), *extra]
 
 
