@@ -125,7 +125,8 @@ def run_settings(run: Run) -> dict[str, str]:
     env = run.results.get("environment", {})
     out = {"model": run.model, "tasks": _value(list(run.results.get("results", {})))}
     for key in ("limit", "lengths", "mem_tokens", "protocol", "lr", "max_steps", "min_margin",
-                "temperature", "subspace", "seed", "dtype", "batch_size", "stop_below"):
+                "temperature", "subspace", "seed", "dtype", "autocast", "batch_size",
+                "past_capacity", "stop_below"):
         value = run.setting(key)  # the records' own value where the config says default
         if key in cfg or value is not None:
             out[key] = _value(value)

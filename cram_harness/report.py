@@ -34,7 +34,7 @@ FORMATS = ("table", "markdown", "csv", "html")
 TERMINAL = ("model", "dataset", "protocol", "precision", "lr", "capacity", "greedy_capacity",
             "token_gain", "information_gain", "eq1", "utilization")
 SETTINGS = ("protocol", "precision", "lr")
-PAPER_SETTINGS = {"protocol": "paper", "precision": "fp32", "lr": 0.01}
+PAPER_SETTINGS = {"protocol": "paper", "precision": "fp32", "lr": "0.01"}
 MEAN_STD = ("token_gain", "information_gain", "information_gain_bits")
 SHORT = {"greedy_capacity": "greedy", "information_gain": "info (nats)", "utilization": "util."}
 
@@ -81,11 +81,12 @@ def precision_label(weights: str | None, compute: str | None) -> str:
 def run_settings(res: dict) -> dict:
     """Protocol, precision and lr of a results file: what keeps its rows apart from others'."""
     engine, cfg = res.get("engine") or {}, res.get("config") or {}
+    lr = engine.get("lr", cfg.get("lr"))
     return {"protocol": engine.get("protocol") or cfg.get("protocol") or "paper",
             "precision": precision_label(engine.get("weights")
                                          or res.get("model_info", {}).get("dtype"),
                                          engine.get("dtype")),
-            "lr": engine.get("lr", cfg.get("lr"))}
+            "lr": None if lr is None else f"{lr:g}"}
 
 
 def table1_rows(results: list[dict]) -> list[dict]:

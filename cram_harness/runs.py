@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SETTING_KEYS = ("protocol", "lr", "max_steps", "min_margin", "temperature", "subspace", "dtype")
+SETTING_KEYS = ("protocol", "lr", "max_steps", "min_margin", "temperature", "subspace", "dtype",
+                "autocast")
 
 
 @dataclass

@@ -129,12 +129,12 @@ def task_list() -> str:
         sources = sorted({_source(t.source) for t in mine.values()})
         parts += ["", f"## Dataset `{dataset}`", "",
                   f"Source: {', '.join(_code(s) for s in sources)}.", "",
-                  "| task | kind | lengths | `[mem]` vectors | samples | stop below | "
-                  "description |", "|---|---|---|---|---|---|---|"]
+                  "| task | kind | lengths | sampling | `[mem]` vectors | samples | "
+                  "past capacity | description |", "|---|---|---|---|---|---|---|---|"]
         for name, t in mine.items():
             parts.append(
-                f"| {_code(name)} | {t.kind} | {_lengths(t.lengths)} | "
-                f"{', '.join(map(str, t.mem_tokens))} | {t.num_samples} | {t.stop_below} | "
+                f"| {_code(name)} | {t.kind} | {_lengths(t.lengths)} | {t.sampling} | "
+                f"{', '.join(map(str, t.mem_tokens))} | {t.num_samples} | {t.past_capacity} | "
                 f"{_cell(t.description)} |")
     return "\n".join(parts) + "\n"
 
