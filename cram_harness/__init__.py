@@ -18,6 +18,7 @@ _LAZY = {
     "MemPrefix": "cram_harness.adapter",
     "save_adapter": "cram_harness.peft_format",
     "load_adapter": "cram_harness.peft_format",
+    "push_adapter": "cram_harness.peft_format",
     "CramError": "cram_harness.errors",
 }
 

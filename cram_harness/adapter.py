@@ -2,8 +2,10 @@
 
 Layout of one forward pass, per sample:  [mem_1 .. mem_k, e(t_1) .. e(t_N)], mask 1 everywhere
 but on right padding. The logits at [mem] positions are dropped; the positions of
-t_1..t_{N-1} predict t_2..t_N (the paper's loss). Right padding with causal attention never
-changes a sample's logits, so texts of different lengths share one batch.
+t_1..t_{N-1} predict t_2..t_N (the paper's loss). Right padding with causal attention does not
+change a sample's logits beyond their last bits (the padded keys change the order of a few
+sums), so texts of different lengths share one batch; texts of one length, as at a length of
+the paper's grid, follow a one-text-at-a-time run bit for bit (tests/parity).
 """
 
 from __future__ import annotations

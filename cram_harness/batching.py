@@ -9,9 +9,6 @@ on the safe side. If it is wrong anyway, an out-of-memory batch is split in two 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
 # On a CPU the step is compute-bound: beyond 8 samples the throughput stops growing
@@ -24,17 +21,14 @@ SAFETY = 1.5  # over the estimate: kernels' workspaces, fragmentation
 
 
 def free_memory_bytes(device: torch.device) -> int:
-    """Free memory of the device: the GPU's own, or the host's available memory."""
+    """Free memory of the device: the GPU's own, or the host's available memory (psutil's
+    `available`: what can be had without swapping, on every OS)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    import psutil
+
+    return int(psutil.virtual_memory().available)
 
 
 def step_bytes_per_sample(model: torch.nn.Module, n_positions: int, bf16: bool = False,

@@ -39,11 +39,16 @@ def _batch_size(value: str) -> int | None:
 
 
 class DefaultRunGroup(click.Group):
-    """`cram-eval --model ...` means `cram-eval run --model ...` (lm-eval's habit)."""
+    """`cram-eval --model ...` means `cram-eval run --model ...` (lm-eval's habit), and a run
+    takes lm-eval's spellings of its options (lm_eval_spellings.py)."""
 
     def parse_args(self, ctx, args):
+        from cram_harness.lm_eval_spellings import normalize
+
         if args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version"):
             args = ["run", *args]
+        if args and args[0] == "run":
+            args = ["run", *normalize(args[1:])]
         return super().parse_args(ctx, args)
 
 
@@ -62,11 +67,16 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--model", "models", required=True,
+@click.option("--model", "models",
               help="Model spec(s), comma-separated: hf:REPO[@REV], a directory, gguf:FILE, "
                    "or an alias (cram-eval ls models).")
-@click.option("--tasks", required=True, help="Task or group names, comma-separated.")
-@click.option("--limit", type=int, help="Texts per length (default: each task's own).")
+@click.option("--model-args", metavar="KEY=VALUE,...",
+              help="lm-eval's spelling: pretrained=SPEC or a Hub id, revision, dtype, device, "
+                   "trust_remote_code, batch_size.")
+@click.option("--tasks", required=True,
+              help="Task or group names, comma- (or, as in lm-eval, space-) separated.")
+@click.option("--limit", help="Texts per length, or below 1 a share of each task's (default: "
+                              "each task's own).")
 @click.option("--lengths", help="Token lengths to sweep, e.g. 8,16,32 (default: the task's).")
 @click.option("--mem-tokens", help="Numbers of [mem] vectors, e.g. 1,2,4 (default: the task's).")
 @click.option("--batch-size", default="auto", show_default=True,
@@ -112,18 +122,33 @@ def cli() -> None:
               help="Results go to OUTPUT_PATH/<model>/ (records, results, samples).")
 @click.option("--include-path", multiple=True, help="Extra directory of task YAML.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow model code from the hub.")
-def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, autocast, seed,
-        max_steps, lr, min_margin, temperature, subspace, checkpointing, protocol, past_capacity,
-        stop_below, data_files, output_path, include_path, trust_remote_code) -> None:
+@click.option("--wandb-args", metavar="KEY=VALUE,...",
+              help="Also log the results to Weights & Biases (wandb.init's arguments, e.g. "
+                   "project=P,name=N; needs `pip install wandb`).")
+@click.option("--hf-hub-log-args", metavar="KEY=VALUE,...",
+              help="Also push the results to a Hub dataset, as lm-eval does: hub_results_org, "
+                   "details_repo_name, results_repo_name, push_results_to_hub, "
+                   "push_samples_to_hub, public_repo.")
+def run(models, model_args, tasks, limit, lengths, mem_tokens, batch_size, device, dtype,
+        autocast, seed, max_steps, lr, min_margin, temperature, subspace, checkpointing,
+        protocol, past_capacity, stop_below, data_files, output_path, include_path,
+        trust_remote_code, wandb_args, hf_hub_log_args) -> None:
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
 
+    from cram_harness import lm_eval_spellings as lm_eval
     from cram_harness.display import RichDisplay
     from cram_harness.evaluator import RunSettings, evaluate
     from cram_harness.report import rich_table, table1_rows
+    from cram_harness.sinks import Sinks
 
+    models, given = lm_eval.model_args(models, model_args)
+    device, dtype = given.get("device", device), given.get("dtype", dtype)
+    batch_size = given.get("batch_size", batch_size)
+    trust_remote_code = trust_remote_code or lm_eval.is_true(given.get("trust_remote_code"))
+    sinks = Sinks.from_args(wandb_args, hf_hub_log_args)  # bad sink arguments fail first
     settings = RunSettings(
-        limit=limit, lengths=_ints(lengths, "--lengths"),
+        limit=lm_eval.limit(limit), lengths=_ints(lengths, "--lengths"),
         mem_tokens=_ints(mem_tokens, "--mem-tokens"), batch_size=_batch_size(batch_size),
         device=device, dtype=dtype, autocast=autocast, seed=seed, max_steps=max_steps, lr=lr,
         min_margin=min_margin, temperature=temperature, subspace=subspace,
@@ -149,6 +174,8 @@ def run(models, tasks, limit, lengths, mem_tokens, batch_size, device, dtype, au
         console.print(f"results: {res['results_file']}")
     title = "Table 1" if len(results) == 1 else "Table 1: model comparison"
     console.print(rich_table(table1_rows(results), title=title))
+    for line in sinks.send(results):
+        console.print(line)
 
 
 @cli.command("ls")
@@ -226,6 +253,9 @@ def report(paths, output, formats) -> None:
 @click.option("--model", required=True, help="Model spec (cram-eval ls models).")
 @click.option("--text", "text_path", required=True, help="A UTF-8 text file, or - for stdin.")
 @click.option("--out", required=True, help="Adapter directory to write.")
+@click.option("--push-to-hub", "push_to", metavar="REPO",
+              help="Also upload the adapter (cram.json and card included) to this Hub repo.")
+@click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
 @click.option("--mem-tokens", type=int, default=1, show_default=True,
               help="Number of [mem] vectors.")
 @click.option("--max-tokens", type=int, help="Cut the text to this many tokens.")
@@ -238,8 +268,8 @@ def report(paths, output, formats) -> None:
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--dtype", default="auto", show_default=True,
               help="The weights: auto (fp32, the paper's), fp32, bf16, fp16.")
-def export(model, text_path, out, mem_tokens, max_tokens, max_steps, lr, min_margin, seed,
-           device, dtype) -> None:
+def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_steps, lr,
+           min_margin, seed, device, dtype) -> None:
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
     from cram_harness.api import cram
     from cram_harness.data import read_text_file
@@ -256,6 +286,10 @@ def export(model, text_path, out, mem_tokens, max_tokens, max_steps, lr, min_mar
     click.echo(f"{path}: {result.num_tokens} tokens in {mem_tokens} vector(s), best accuracy "
                f"{result.best_accuracy:.3f}, greedy exact: {result.greedy_exact}, "
                f"{result.steps} steps")
+    if push_to:
+        from cram_harness.peft_format import push_adapter
+
+        click.echo(f"pushed to {push_adapter(path, push_to, private=private)}")
 
 
 @cli.command()

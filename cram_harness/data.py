@@ -293,11 +293,29 @@ class LocalFiles:
                 "files": [self._doc_name(f) for f in self.files]}
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean the Hub could not be reached (offline mode, no network,
+    a repo that is not there or is gated), from the libraries that raise them."""
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        from huggingface_hub import errors
+
+        kinds += [errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError,
+                  errors.RepositoryNotFoundError, errors.HfHubHTTPError]
+    except ImportError:
+        pass
+    for module, name in (("requests", "RequestException"), ("httpx", "TransportError"),
+                         ("datasets.exceptions", "DatasetNotFoundError")):
+        try:
+            kinds.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(kinds)
+
+
 def _is_unreachable(exc: BaseException) -> bool:
-    """Offline, network or not-found errors, whichever library (requests, httpx, hub) raised."""
-    names = " ".join(cls.__name__ for cls in type(exc).__mro__)
-    keys = ("Connect", "Offline", "Timeout", "NotFound", "HTTP")
-    return isinstance(exc, (OSError, TimeoutError)) or any(key in names for key in keys)
+    """Offline, network or not-found errors, by type: a disk error is not one of them."""
+    return isinstance(exc, _network_errors())
 
 
 class HFDataset:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -48,7 +49,7 @@ MAX_LOST_LENGTHS = 1
 class RunSettings:
     """Everything a user can set for a run; written into the results file."""
 
-    limit: int | None = None
+    limit: int | float | None = None  # texts per length; below 1, a share of each task's
     lengths: tuple[int, ...] | None = None
     mem_tokens: tuple[int, ...] | None = None
     batch_size: int | None = None  # None: as many as the free memory holds
@@ -73,6 +74,14 @@ class RunSettings:
     # failed keeps its last accuracy for the longer lengths (longer prefixes are not easier).
     # max: climbs as fast does, only while greedy decoding is exact, with MAX_DEFAULTS.
     protocol: str = "paper"
+
+    def samples(self, task_samples: int) -> int:
+        """Texts per length for a task of `task_samples`: --limit's number or share of them."""
+        if self.limit is None:
+            return task_samples
+        if self.limit < 1:  # lm-eval's fractional --limit
+            return max(1, math.ceil(task_samples * self.limit))
+        return int(self.limit)
 
     def engine_options(self, n_mem: int, model: Any) -> dict:
         """CramConfig fields for this run: the user's settings over the protocol's."""
@@ -155,8 +164,9 @@ def _check_settings(s: RunSettings) -> None:
         values = getattr(s, name)
         if values is not None and (not values or any(v < 1 for v in values)):
             raise CramError(f"--{name.replace('_', '-')} must be positive integers, got {values}")
-    if s.limit is not None and s.limit < 1:
-        raise CramError(f"--limit must be at least 1, got {s.limit}")
+    if s.limit is not None and not (0 < s.limit < 1 or (s.limit >= 1 and s.limit == int(s.limit))):
+        raise CramError(f"--limit must be a number of texts or a fraction in (0, 1), got "
+                        f"{s.limit}")
     if s.protocol not in PROTOCOLS:
         raise CramError(f"unknown protocol {s.protocol!r}: use one of {', '.join(PROTOCOLS)}")
     if s.batch_size is not None and s.batch_size < 1:
@@ -183,7 +193,7 @@ def _load_sources(task_cfgs: list[TaskConfig], settings: RunSettings) -> dict[st
     from cram_harness.registry import make_source
 
     loaded: dict[str, list] = {}
-    limit = settings.limit or max(t.num_samples for t in task_cfgs)
+    limit = max(settings.samples(t.num_samples) for t in task_cfgs)
     for task in task_cfgs:
         spec = _source_spec(task, settings)
         key = json.dumps(spec, sort_keys=True)
@@ -202,7 +212,7 @@ def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Swee
     for task in task_cfgs:
         source = _source_spec(task, settings)
         lengths = settings.lengths or task.lengths
-        n = settings.limit or task.num_samples
+        n = settings.samples(task.num_samples)
         past = task.past_capacity if settings.past_capacity is None else settings.past_capacity
         floor = task.stop_below if settings.stop_below is None else settings.stop_below
         analysis = task.kind in ANALYSES
@@ -373,7 +383,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             break
         display.length_start(label, sweep.n_mem, length, len(jobs), len(keys) - len(jobs))
 
-        def run_jobs(jobs: list, config: Any) -> float:
+        def run_jobs(jobs: list, config: Any, length: int = length) -> float:
             """Cram (key, text id, tokens, warm-start key or None) jobs; stores each result
             as it finishes. Returns the seconds it took."""
             def store_result(index: int, result: Any) -> None:
@@ -394,7 +404,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                     [store.load_vectors(w) for w in warm])
                 cram_token_ids(model, [job[2] for job in jobs], config, init=init,
                                batch_size=settings.batch_size, on_step=display.step,
-                               on_result=store_result, max_tokens=max(len(j[2]) for j in jobs))
+                               on_result=store_result, max_tokens=length)
             if rank.world > 1:  # every rank reads the others' records before going on
                 rank.barrier()
                 store.refresh()

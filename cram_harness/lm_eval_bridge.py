@@ -19,16 +19,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
 from cram_harness.errors import CramError
 
-SUPPORTED = ((0, 4, 11), (0, 5, 0))
+SUPPORTED = SpecifierSet(">=0.4.11,<0.5")
 
 
 def check_lm_eval_version(found: str | None = None) -> None:
     found = found or version("lm_eval")
-    parts = tuple(int(p) for p in found.split("+")[0].split(".")[:3] if p.isdigit())
-    low, high = SUPPORTED
-    if not low <= parts < high:
+    if Version(found) not in SUPPORTED:
         raise CramError(f"lm-eval {found} is not supported: cram-harness's lm-eval plugin needs "
                         "lm-eval >= 0.4.11, < 0.5 (`pip install 'lm-eval>=0.4.11,<0.5'`)")
 
@@ -141,19 +142,23 @@ class CramLM(HFLM):
     def __init__(self, pretrained: str, mem: str | None = None, device: str | None = None,
                  dtype: str = "auto", autocast: str = "auto", max_steps: int | None = None,
                  lr: float | None = None, min_margin: float | None = None, seed: int = 0,
-                 cram_batch_size: int = 8, **kwargs: Any) -> None:
+                 cram_batch_size: int = 8, revision: str | None = None,
+                 trust_remote_code: bool = False, **kwargs: Any) -> None:
         import torch
 
-        from cram_harness.models import load_model, resolve_autocast
+        from cram_harness.lm_eval_spellings import is_true
+        from cram_harness.models import hub_spec, load_model, resolve_autocast
 
         if device is None or (device.startswith("cuda") and not torch.cuda.is_available()):
             device = "auto"  # lm-eval's CLI defaults to cuda:0
-        model, tokenizer = load_model(str(pretrained), device=device, dtype=str(dtype))
+        spec = hub_spec(str(pretrained), revision)
+        model, tokenizer = load_model(spec, device=device, dtype=str(dtype),
+                                      trust_remote_code=is_true(trust_remote_code))
         self.base_model = model
         if mem:
             model = _with_mem_prefix(model, str(mem))
         super().__init__(pretrained=model, tokenizer=tokenizer, **kwargs)
-        self.spec = str(pretrained)
+        self.spec = spec
         options = {"max_steps": max_steps, "lr": lr, "min_margin": min_margin}
         # the precision the evaluator would use: bf16 weights or bf16 autocast are recorded
         self.engine_options = {"seed": int(seed), "dtype": resolve_autocast(str(autocast), model),

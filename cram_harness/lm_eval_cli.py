@@ -20,9 +20,20 @@ def main() -> None:
     args = sys.argv[1:]  # lm-eval's CLI reads sys.argv itself
     runs = bool(args) and args[0] not in ("-h", "--help") and (
         args[0].startswith("-") or args[0] in ("run", "ls", "validate"))
-    if runs and not any(a.split("=")[0] == "--include_path" for a in args):
-        sys.argv[1:] = [*args, "--include_path", str(lm_eval_bridge.task_dir())]
-    cli_evaluate()
+    given = {a.split("=")[0] for a in args}
+    if runs and "--include_path" not in given:
+        args = [*args, "--include_path", str(lm_eval_bridge.task_dir())]
+    if runs and "--device" not in given:
+        import torch
+
+        # lm-eval's default is cuda:0, which its results would then claim on a CPU run
+        args = [*args, "--device", "cuda:0" if torch.cuda.is_available() else "cpu"]
+    sys.argv[1:] = args
+    try:
+        cli_evaluate()
+    except CramError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

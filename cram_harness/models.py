@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -103,14 +104,62 @@ def resolve_autocast(choice: str, model: Any) -> str:
     return "bf16" if on_gpu and model_type not in FP32_MODEL_TYPES else "fp32"
 
 
-def resolve_device(device: str) -> str:
+def available_devices() -> list[str]:
+    """The devices torch can use on this machine, best first: CUDA GPUs, Intel XPUs, Apple's
+    MPS, the CPU."""
     import torch
 
+    found = [f"cuda:{i}" for i in range(torch.cuda.device_count())] \
+        if torch.cuda.is_available() else []
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        found += [f"xpu:{i}" for i in range(xpu.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def resolve_device(device: str) -> str:
+    """`auto` is the best device there is; anything else must be one this machine has."""
+    import torch
+
+    have = available_devices()
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CramError(f"device {device!r} asked for, but torch sees no CUDA GPU: use cpu")
+        return "cuda" if have[0] == "cuda:0" else have[0]
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CramError(f"unknown device {device!r}: this machine has {', '.join(have)} "
+                        "(or auto)") from None
+    index = 0 if wanted.index is None else wanted.index
+    name = wanted.type if wanted.type in ("cpu", "mps") else f"{wanted.type}:{index}"
+    if name not in have:
+        raise CramError(f"device {device!r} is not on this machine: it has "
+                        f"{', '.join(have)} (or auto)")
     return device
+
+
+def is_model_spec(spec: str) -> bool:
+    """Whether `spec` names a model without the Hub: an alias, a local directory or GGUF file."""
+    from cram_harness.registry import model_aliases
+
+    path = Path(spec).expanduser()
+    return spec.startswith("gguf:") or spec in model_aliases() or path.is_dir() \
+        or (path.suffix == ".gguf" and path.is_file())
+
+
+def hub_spec(pretrained: str, revision: str | None = None) -> str:
+    """A model spec from lm-eval's `pretrained=` (and `revision=`): an `org/name` that is not
+    a local path means the Hub, as it does for lm-eval's own `hf` model."""
+    if not pretrained.startswith("hf:") and not is_model_spec(pretrained) \
+            and re.fullmatch(r"[\w.-]+/[\w.-]+", pretrained):
+        pretrained = f"hf:{pretrained}"
+    if revision:
+        if not pretrained.startswith("hf:"):
+            raise CramError(f"revision={revision} needs a Hub model, not {pretrained!r}")
+        pretrained = f"{pretrained.partition('@')[0]}@{revision}"
+    return pretrained
 
 
 def load_model(

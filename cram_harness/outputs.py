@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -11,6 +10,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from cram_harness.errors import CramError
 
@@ -35,25 +36,24 @@ def model_dir(output: Path, spec: str) -> Path:
 @contextlib.contextmanager
 def run_lock(directory: Path, name: str = ".lock") -> Iterator[None]:
     """One run at a time per model directory (per rank, for distributed runs): a second
-    one is refused, not interleaved."""
+    one is refused, not interleaved. The holder's pid is kept beside the lock, to name it."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    with open(path, "a+") as f:
+    owner = directory / f"{name}.owner"
+    lock = FileLock(directory / name, blocking=False)
+    try:
+        lock.acquire()
+    except Timeout:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise CramError(f"{directory} is in use by another cram-eval run ({holder}): wait "
-                            "for it to finish, or pass another --output-path") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}\n")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            holder = owner.read_text().strip() or "another process"
+        except OSError:
+            holder = "another process"
+        raise CramError(f"{directory} is in use by another cram-eval run ({holder}): wait "
+                        "for it to finish, or pass another --output-path") from None
+    try:
+        owner.write_text(f"pid {os.getpid()}\n")
+        yield
+    finally:
+        lock.release()
 
 
 def write_json_atomic(path: Path, data: object) -> None:

@@ -1,10 +1,13 @@
 """Save and load [mem] vectors as a standard PEFT PROMPT_TUNING adapter plus `cram.json`.
 
-    DIR/adapter_config.json        PEFT's PromptTuningConfig
+    DIR/adapter_config.json        PEFT's PromptTuningConfig, with the base model's hub id and
+                                   revision where known (AutoPeftModelForCausalLM loads it)
     DIR/adapter_model.safetensors  {"prompt_embeddings": (k, d) float32}
     DIR/cram.json                  what decoding needs and how the vectors were made
+    DIR/README.md                  a model card: what was crammed, how well, how to decode it
 
-Loading reads JSON and safetensors only: never pickle.
+PEFT's own `save_pretrained` of a loaded adapter keeps the first two files only; the whole
+directory is what `push_adapter` uploads. Loading reads JSON and safetensors only: never pickle.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cram_harness.errors import CramError
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
 CRAM_NAME = "cram.json"
+CARD_NAME = "README.md"
 PROMPT_KEY = "prompt_embeddings"
 
 
@@ -40,14 +44,31 @@ def base_fingerprint(model: Any) -> dict[str, Any]:
     }
 
 
+def base_model_source(model: Any) -> tuple[str | None, str | None]:
+    """(base_model_name_or_path, revision) for the adapter config: the hub id and revision of
+    an `hf:` spec (the commit the weights came from where the spec named none), else the
+    absolute path of the local weights, so that the adapter loads from anywhere."""
+    spec = str(getattr(model, "cram_spec", "") or "")
+    if spec.startswith("hf:"):
+        repo, _, revision = spec[3:].partition("@")
+        return repo, revision or getattr(model.config, "_commit_hash", None)
+    path = getattr(model, "name_or_path", None)
+    if path and Path(path).exists():
+        return str(Path(path).resolve()), None
+    return path or None, None
+
+
 def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info: dict) -> Path:
     """Write the adapter directory atomically (temp dir, then rename); returns its path."""
     from peft import PromptTuningConfig, TaskType
+
+    from cram_harness.adapter_card import model_card
 
     memory = memory.detach().float().cpu().contiguous()
     if memory.dim() != 2:
         raise ValueError(f"expected (k, d) vectors, got shape {tuple(memory.shape)}")
     cfg = getattr(model.config, "get_text_config", lambda: model.config)()
+    base, revision = base_model_source(model)
     config = PromptTuningConfig(
         task_type=TaskType.CAUSAL_LM,
         num_virtual_tokens=memory.shape[0],
@@ -55,7 +76,8 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
         num_transformer_submodules=1,
         num_attention_heads=getattr(cfg, "num_attention_heads", None),
         num_layers=getattr(cfg, "num_hidden_layers", None),
-        base_model_name_or_path=getattr(model, "name_or_path", None),
+        base_model_name_or_path=base,
+        revision=revision,
     )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +87,7 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
         save_file({PROMPT_KEY: memory}, str(tmp / WEIGHTS_NAME))
         full_info = {**info, "base_model": base_fingerprint(model)}
         (tmp / CRAM_NAME).write_text(json.dumps(full_info, indent=2) + "\n")
+        (tmp / CARD_NAME).write_text(model_card(full_info, base, revision, tuple(memory.shape)))
         _replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -132,3 +155,30 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise CramError(f"{path} does not hold a JSON object")
     return data
+
+
+def push_adapter(path: str | os.PathLike, repo_id: str, *, private: bool = False,
+                 token: str | None = None) -> str:
+    """Upload an adapter directory (cram.json and the card included) to a Hub model repo,
+    creating it if needed; returns the repo's URL. PEFT's `push_to_hub` would upload its own
+    save, which drops cram.json."""
+    from huggingface_hub import HfApi
+
+    from cram_harness.data import _is_unreachable
+
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file():
+        raise CramError(f"{path} is not an adapter directory (no {CONFIG_NAME}): export one first")
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(path),
+                          commit_message="cram-harness adapter")
+    except Exception as exc:
+        if _is_unreachable(exc) or isinstance(exc, ValueError):  # a malformed repo id too
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CramError(f"could not push {path} to the Hub repo {repo_id!r} ({first}): "
+                            "check the network and `hf auth login`; the adapter on disk is "
+                            "unchanged") from exc
+        raise
+    return str(url)

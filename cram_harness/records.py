@@ -2,19 +2,21 @@
 
 A record's key hashes what makes it reusable (model and revision, text hash, length,
 number of [mem] vectors, optimizer settings), so a rerun skips every finished sample.
-Appends take an exclusive lock and write one whole line with fsync, so two processes
-never interleave; a damaged line (a run killed mid-write) is skipped with a warning.
+Appends take an exclusive lock (filelock, on `.lock.<file stem>`: it works on every OS) and write
+one whole line with fsync, so two processes never interleave; a damaged line (a run killed
+mid-write) is skipped with a warning.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+
+from filelock import FileLock
 
 
 def record_key(model: str, text_sha256: str, length: int, n_mem: int, optimizer: dict) -> str:
@@ -74,19 +76,16 @@ class RecordStore:
             raise ValueError("a record needs a 'key'")
         line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                f.seek(0, os.SEEK_END)
-                if f.tell() > 0:  # a run killed mid-write may have left a partial line
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        line = "\n" + line
-                f.write(line.encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with FileLock(self.path.with_name(f".lock.{self.path.stem}")), \
+                open(self.path, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:  # a run killed mid-write may have left a partial line
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+            f.write(line.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
         self._records[record["key"]] = record
 
 

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
+import subprocess
 import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -191,7 +194,7 @@ def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, sett
         results[task.name] = {"alias": task.name, **values}
         configs[task.name] = task.to_dict()
         versions[task.name] = task.version
-        n_samples[task.name] = {"original": settings.get("limit") or task.num_samples,
+        n_samples[task.name] = {"original": task.num_samples,
                                 "effective": len(used)}
         higher[task.name] = {k.split(",")[0]: True for k in values if "stderr" not in k}
         samples[task.name] = used
@@ -228,17 +231,44 @@ def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, sett
             store.get(k)["steps"] for sw in sweeps for keys in sw.keys.values() for k in keys)},
         "model_name": spec,
         "date": time.time(),
+        # as lm-eval writes them, so its tooling and habits carry over
+        "task_hashes": task_hashes(samples),
+        "lm_eval_version": _version("lm_eval"),
+        "git_hash": git_hash(),
     }, samples
+
+
+def task_hashes(samples: dict[str, list[dict]]) -> dict[str, str]:
+    """A hash of each task's sample records, as lm-eval's `task_hashes`: two runs with the
+    same hash crammed the same texts to the same results."""
+    return {task: hashlib.sha256("".join(json.dumps(r, sort_keys=True) for r in recs)
+                                 .encode()).hexdigest()
+            for task, recs in samples.items()}
+
+
+def git_hash() -> str | None:
+    """The commit of the git checkout the run started in, as lm-eval records it (None
+    outside one)."""
+    try:
+        out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def environment(device: str) -> dict:
     env = {"python": platform.python_version(), "platform": platform.platform(),
            "processor": _cpu_name(), "device": device}
     for pkg in ("cram-harness", "torch", "transformers", "peft", "lm_eval", "datasets"):
-        try:
-            env[pkg] = version(pkg)
-        except PackageNotFoundError:
-            env[pkg] = None
+        env[pkg] = _version(pkg)
     if device.startswith("cuda"):
         import torch
 

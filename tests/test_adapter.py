@@ -78,6 +78,21 @@ def test_greedy_decode_agrees_with_teacher_forced_argmax(arch):
     assert torch.equal(logits.argmax(-1), decoded)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_greedy_decode_is_what_generate_gives(arch):
+    """Our KV-cached argmax loop against transformers' own generate from the same embeddings
+    (no logits processors on these models): the same tokens."""
+    model = make_tiny_model(arch)
+    mem = init_memory(model, 2, seeds=[3, 4])
+    seed = torch.tensor([[5], [6]])
+    ours = greedy_decode(model, mem, seed, 8)
+    embeds = torch.cat([mem, model.get_input_embeddings()(seed)], dim=1)
+    theirs = model.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2],
+                            dtype=torch.long), do_sample=False, max_new_tokens=8,
+                            min_new_tokens=8, pad_token_id=0, eos_token_id=None)
+    assert torch.equal(ours, theirs[:, -8:])
+
+
 def test_mem_prefix_forward_gives_the_papers_loss():
     model = make_tiny_model("llama")
     prefix = MemPrefix.random(model, n_mem=3, seeds=[0, 1])

@@ -47,10 +47,22 @@ def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
                    *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "decoding_capacity" in proc.stdout  # lm-eval's own table
-    res = only_results(tmp_path)["results"]["cram_capacity_random"]
+    results = only_results(tmp_path)
+    res = results["results"]["cram_capacity_random"]
     assert {"decoding_capacity,none", "best_accuracy,none", "best_accuracy_stderr,none",
             "greedy_exact,none"} <= set(res)
     assert res["decoding_capacity_stderr,none"] == "N/A"
+    assert results["config"]["device"] == "cpu"  # not lm-eval's default cuda:0 on a CPU
+
+
+def test_lm_eval_users_hub_id_offline_is_one_line(tmp_path):
+    proc = run_cli("--model", "cram", "--model_args", "pretrained=org/name,revision=v2",
+                   "--tasks", "cram_capacity_random", "--limit", "1",
+                   "--output_path", str(tmp_path))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error")]
+    assert "hf:org/name" in line and "hf download org/name" in line
 
 
 def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
@@ -149,6 +161,51 @@ def test_adapter_changes_loglikelihoods_as_our_forward_says(tiny_model_dir, tmp_
     without = _expected_loglikelihoods(tiny_model_dir, docs, None)
     assert got == pytest.approx(expected, abs=1e-4)
     assert got != pytest.approx(without, abs=1e-2)
+
+
+GEN_TASK = """task: local_gen
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: context
+doc_to_target: target
+generation_kwargs:
+  until: ["[EOS]"]
+  max_gen_toks: {n}
+  do_sample: false
+metric_list:
+  - {{metric: exact_match, aggregation: mean, higher_is_better: true}}
+"""
+
+
+def test_generation_tasks_decode_a_crammed_text_through_peft(tiny_model_dir, tmp_path):
+    """lm-eval's own generate_until with --model hf,peft=ADAPTER gives the crammed text back:
+    PEFT's generate on the declared transformers versions."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    import cram_harness
+
+    model, tok = cram_harness.load_model(tiny_model_dir, device="cpu")
+    (result,) = cram_harness.cram(model, "she was at the", tokenizer=tok, lr=0.3,
+                                  max_steps=400, min_margin=0.5)
+    assert result.greedy_exact
+    adapter = result.save_adapter(tmp_path / "adapter")
+    docs = tmp_path / "gen.jsonl"
+    docs.write_text(json.dumps({"context": "she", "target": "was at the"}) + "\n")
+    task_dir = tmp_path / "gen_task"
+    task_dir.mkdir()
+    (task_dir / "local_gen.yaml").write_text(GEN_TASK.format(data=docs, n=3))
+    out = lm_eval.simple_evaluate(
+        model="hf", model_args=f"pretrained={tiny_model_dir},peft={adapter},device=cpu",
+        tasks=["local_gen"], task_manager=TaskManager(include_path=str(task_dir)),
+        log_samples=True)
+    (sample,) = out["samples"]["local_gen"]
+    assert sample["filtered_resps"][0].strip() == "was at the"
+    assert out["results"]["local_gen"]["exact_match,none"] == 1.0
 
 
 def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):

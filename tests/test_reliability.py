@@ -486,7 +486,7 @@ BEFORE_THE_MODEL = [
     ("lengths-not-integer", flags("--lengths", "8.5"), "comma-separated integers"),
     ("mem-tokens-zero", flags("--mem-tokens", "0"), "--mem-tokens must be positive integers"),
     ("mem-tokens-negative", flags("--mem-tokens=-1"), "--mem-tokens must be positive integers"),
-    ("limit-zero", flags("--limit", "0"), "--limit must be at least 1"),
+    ("limit-zero", flags("--limit", "0"), "--limit takes a whole number of texts or a fraction"),
     ("batch-size-zero", flags("--batch-size", "0"), "--batch-size takes a positive integer"),
     ("batch-size-word", flags("--batch-size", "many"), "--batch-size takes a positive integer"),
     ("temperature-zero", flags("--temperature", "0"), "--temperature must be positive"),
