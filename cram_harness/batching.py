@@ -57,3 +57,30 @@ def auto_batch_size(model: torch.nn.Module, n_positions: int, n_texts: int, bf16
     fits = int(free_memory_bytes(device) * MEMORY_SHARE // per_sample)
     cap = GPU_MAX_BATCH if device.type == "cuda" else CPU_MAX_BATCH
     return max(1, min(fits, cap, n_texts))
+
+
+def time_step(model: torch.nn.Module, n_positions: int, batch_size: int,
+              dtype: str = "fp32") -> float:
+    """Seconds of one optimizer step's forward and backward pass, measured once on random
+    tokens and vectors of this shape: what the evaluator's estimate of a run's time is made
+    of. The second of two passes is timed (the first pays for warm-up)."""
+    import time
+
+    from cram_harness.adapter import compute_precision, init_memory, text_logits, token_stats
+
+    vocab = model.get_input_embeddings().weight.shape[0]
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(vocab, (batch_size, n_positions), generator=gen).to(model.device)
+    mask = torch.ones_like(ids)
+    mem = init_memory(model, 1, list(range(batch_size))).requires_grad_(True)
+    seconds = 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        with compute_precision(model, dtype):
+            logits = text_logits(model, ids, mask, mem)
+        stats = token_stats(logits, ids[:, 1:], mask[:, 1:])
+        torch.autograd.grad(stats.loss.sum(), mem)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return seconds

@@ -193,8 +193,10 @@ def ls(what: str, include_path) -> None:
             kind = "group" if isinstance(item, GroupConfig) else item.kind
             click.echo(f"{name:28} {kind:12} {item.description}")
     elif what == "models":
+        from cram_harness.models import CHECKPOINTS
+
         for name in sorted(model_aliases()):
-            click.echo(name)
+            click.echo(f"{name:16} {CHECKPOINTS.get(name, '')}".rstrip())
         click.echo("(and any hf:REPO[@REV], local directory, or gguf:FILE)")
     else:
         for name in sorted(data_sources()):

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import islice
+from itertools import islice, zip_longest
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -376,6 +376,32 @@ class HFDataset:
                 "min_words": self.min_words, "max_words": self.max_words}
 
 
+NOVELS = Path(__file__).resolve().parent / "corpus" / "gutenberg"
+
+
+class BundledNovels(LocalFiles):
+    """The public-domain novels shipped inside cram-harness (cram_harness/corpus/gutenberg,
+    PROVENANCE.md there says which), cut as the paper cut PG-19: natural text that needs no
+    network."""
+
+    def __init__(self, min_words: int = 12000, max_words: int = 25000) -> None:
+        super().__init__(str(NOVELS), chunk=True, min_words=min_words, max_words=max_words)
+        self.name = "gutenberg"
+
+    def texts(self, limit: int | None = None, seed: int = 0) -> list[SourceText]:
+        """The books' chunks taken in turn, one of each book before a second of any, so that a
+        small --limit still reads every book."""
+        by_book: dict[str, list[SourceText]] = {}
+        for text in self._iter(seed):
+            by_book.setdefault(text.id.split("#")[0], []).append(text)
+        turns = zip_longest(*by_book.values())
+        return _take((t for turn in turns for t in turn if t is not None), limit)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "kind": "gutenberg", "path": "cram_harness/corpus/gutenberg",
+                "provenance": "cram_harness/corpus/gutenberg/PROVENANCE.md"}
+
+
 @lru_cache(maxsize=4)
 def _top_words(vocab_size: int) -> tuple[str, ...]:
     import wordfreq
@@ -415,4 +441,5 @@ SOURCES: dict[str, Callable[..., DataSource]] = {
     "local": LocalFiles,
     "hf": HFDataset,
     "random": RandomWords,
+    "gutenberg": BundledNovels,
 }

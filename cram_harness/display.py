@@ -1,5 +1,5 @@
 """What the evaluator shows while it runs. The evaluator calls these hooks and never
-prints; `Display` shows nothing, `RichDisplay` draws a live progress bar."""
+prints; `Display` shows nothing, `RichDisplay` draws a live progress line per length."""
 
 from __future__ import annotations
 
@@ -10,67 +10,84 @@ from typing import Any
 class Display:
     """No-op hooks; subclass and override what you want to show."""
 
+    shows_plan = False  # whether `plan` is worth a timed step to estimate the run's length
+
     def model_start(self, spec: str) -> None: ...
+    def note(self, message: str) -> None: ...
     def model_loaded(self, spec: str, info: dict, seconds: float) -> None: ...
-    def length_start(self, task: str, n_mem: int, length: int, todo: int, cached: int) -> None: ...
+    def plan(self, lines: list[str]) -> None: ...
+    def length_start(self, label: str, length: int, todo: int, cached: int,
+                     max_steps: int) -> None: ...
     def step(self, info: Any) -> None: ...
     def sample_done(self, record: dict) -> None: ...
-    def length_done(self, task: str, n_mem: int, length: int, mean_accuracy: float) -> None: ...
+    def length_done(self, label: str, length: int, mean_accuracy: float) -> None: ...
     def warn(self, message: str) -> None: ...
     def close(self) -> None: ...
 
 
 class RichDisplay(Display):
-    """A progress line per length: samples done and left, the running batch's best
-    accuracy and loss, and the time left estimated from the samples finished so far."""
+    """One line per length, within 80 columns: texts done, the running batch's step out of
+    its limit, its best accuracy, and the time left at the current step rate (at most: texts
+    that converge leave early)."""
+
+    shows_plan = True
 
     def __init__(self, console: Any = None, stop_requested: Any = None):
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn
 
         self.console = console or Console(stderr=True)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-            TextColumn("left"), TimeRemainingColumn(),
-            console=self.console, transient=False,
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=12),
+            TextColumn("{task.fields[texts]}"), TextColumn("{task.fields[status]}"),
+            _time_column(), console=self.console, transient=False,
         )
         # A signal whose KeyboardInterrupt a library swallowed (a bare `except` around an
         # import, say) still stops the run at the next thing shown.
         self._stop_requested = stop_requested or (lambda: False)
         self._started = False  # started at the first length: a failed run draws nothing
         self._bar = None
+        self._done = self._total = 0
         self._last = 0.0
-
-    def model_start(self, spec: str) -> None:
-        self.console.print(f"[bold]model[/] {spec}: loading")
 
     def _check_stop(self) -> None:
         if self._stop_requested():
             raise KeyboardInterrupt
+
+    def model_start(self, spec: str) -> None:
+        self.console.print(f"[bold]model[/] {spec}: loading")
+
+    def note(self, message: str) -> None:
+        from rich.markup import escape
+
+        self.console.print(f"[dim]{escape(message)}[/]")
 
     def model_loaded(self, spec: str, info: dict, seconds: float) -> None:
         self._check_stop()
         self.console.print(
             f"[bold]model[/] {spec}: d_model {info['d_model']}, |V| {info['vocab_size']}, "
             f"context {info['context_length']}, Eq. 1 capacity {info['eq1_capacity']:.0f} "
-            f"tokens ({seconds:.1f} s to load)")
+            f"tokens ({seconds:.1f} s to load)", highlight=False)
+        if info.get("checkpoint"):
+            self.note(f"{spec} is {info['checkpoint']}")
 
-    def length_start(self, task: str, n_mem: int, length: int, todo: int, cached: int) -> None:
+    def plan(self, lines: list[str]) -> None:
+        for line in lines:
+            self.console.print(line, highlight=False)
+
+    def length_start(self, label: str, length: int, todo: int, cached: int,
+                     max_steps: int) -> None:
         self._check_stop()
         if not self._started:
             self.progress.start()
             self._started = True
-        label = f"{task} k={n_mem} L={length}"
-        self._bar = self.progress.add_task(label, total=todo + cached, completed=cached,
-                                           status=f"{cached} from records" if cached else "")
+        self._done, self._total = cached, todo + cached
+        self._bar = self.progress.add_task(
+            label, total=max_steps if todo else 1, completed=0 if todo else 1,
+            texts=self._texts(), status="from records" if not todo else "starting")
+
+    def _texts(self) -> str:
+        return f"{self._done}/{self._total} texts"
 
     def step(self, info: Any) -> None:
         self._check_stop()
@@ -78,17 +95,19 @@ class RichDisplay(Display):
         if self._bar is None or now - self._last < 0.5:
             return
         self._last = now
-        self.progress.update(self._bar, status=(
-            f"step {info.step}, {info.active} running, best acc {info.best_accuracy:.3f}, "
-            f"loss {info.mean_loss:.3f}"))
+        self.progress.update(self._bar, completed=info.step,
+                             status=f"step {info.step}, acc {info.best_accuracy:.2f}")
 
     def sample_done(self, record: dict) -> None:
         if self._bar is not None:
-            self.progress.advance(self._bar)
+            self._done += 1
+            self.progress.update(self._bar, texts=self._texts())
 
-    def length_done(self, task: str, n_mem: int, length: int, mean_accuracy: float) -> None:
+    def length_done(self, label: str, length: int, mean_accuracy: float) -> None:
         if self._bar is not None:
-            self.progress.update(self._bar, status=f"mean best accuracy {mean_accuracy:.3f}")
+            (task,) = [t for t in self.progress.tasks if t.id == self._bar]
+            self.progress.update(self._bar, completed=task.total,
+                                 status=f"mean acc {mean_accuracy:.3f}")
             self._bar = None
 
     def warn(self, message: str) -> None:
@@ -99,3 +118,23 @@ class RichDisplay(Display):
     def close(self) -> None:
         if self._started:
             self.progress.stop()
+
+
+def _time_column() -> Any:
+    """The time a length has left at its current step rate, once there is a rate; the time it
+    took, once done."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    def clock(seconds: float) -> str:
+        minutes, secs = divmod(int(seconds + 0.5), 60)
+        return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+    class TimeLeft(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            if task.finished:
+                return Text(f"took {clock(task.finished_time or task.elapsed or 0)}", "cyan")
+            left = task.time_remaining
+            return Text("" if left is None else f"{clock(left)} left", "cyan")
+
+    return TimeLeft()

@@ -254,13 +254,16 @@ def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) ->
     started = time.time()
     display.model_start(spec)
     model, tokenizer = load_model(spec, dtype=settings.dtype, device=rank.device(settings.device),
-                                  trust_remote_code=settings.trust_remote_code)
+                                  trust_remote_code=settings.trust_remote_code,
+                                  notify=display.note)
     info = model_info(model, tokenizer)
     load_s = time.time() - started
     display.model_loaded(spec, info, load_s)
     out_dir = model_dir(Path(settings.output_path), spec)
     store = RecordStore(out_dir / rank.records_name)
     sweeps = plan_sweeps(task_cfgs, settings)
+    if rank.is_main and display.shows_plan:
+        display.plan(plan_lines(sweeps, settings, model, info))
     opt_s = 0.0
     for sweep in sweeps:
         opt_s += _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings,
@@ -283,12 +286,49 @@ def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) ->
     return results
 
 
+def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, info: dict) -> list[str]:
+    """What the run will do, said before it starts: its sweeps, how many runs at most, and
+    about how long they take at most here (every run to its step limit, at the step time
+    measured once on this machine, scaled by length and batch)."""
+    from cram_harness.batching import CPU_MAX_BATCH, time_step
+
+    limit = info["context_length"]
+    max_steps = settings.max_steps or 5000
+    parts, runs, steps = [], 0, 0
+    for s in sweeps:
+        lengths = [n for n in s.lengths if limit is None or n + s.n_mem <= limit] or s.lengths[:1]
+        at = (f"lengths drawn from [2, {lengths[0]}]" if s.sampling == "uniform"
+              else f"L = {', '.join(map(str, lengths))}")
+        parts.append(f"{s.dataset}{'' if s.n_mem == 1 else f' k={s.n_mem}'} "
+                     f"({s.num_samples} texts, {at})")
+        runs += s.num_samples * len(lengths)
+        batch = settings.batch_size or min(s.num_samples, CPU_MAX_BATCH)
+        steps += sum(-(-s.num_samples // batch) * max_steps * (n + s.n_mem) for n in lengths)
+    ref = min(64, max(max(s.lengths) for s in sweeps))
+    batch = settings.batch_size or min(max(s.num_samples for s in sweeps), CPU_MAX_BATCH)
+    per_position = time_step(model, ref + 1, batch, settings.engine_options(1, model)["dtype"]) \
+        / (ref + 1)
+    minutes = steps * per_position / 60
+    return [f"{len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''}: {'; '.join(parts)}",
+            f"at most {runs} runs of up to {max_steps} steps, about {_duration(minutes)} at "
+            "most here (texts that converge, or records already made, take less)"]
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 1:
+        return "under a minute"
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
 def model_info(model: Any, tokenizer: Any) -> dict:
+    from cram_harness.models import CHECKPOINTS
     from cram_harness.peft_format import base_fingerprint
     from cram_harness.tokens import adds_bos, context_length
 
     fp = base_fingerprint(model)
+    spec = getattr(model, "cram_spec", "")
     return {
+        "checkpoint": CHECKPOINTS.get(spec, spec),
         "model_type": fp["model_type"], "d_model": fp["d_model"], "vocab_size": fp["vocab_size"],
         "num_layers": fp["num_layers"], "context_length": context_length(model),
         "adds_bos": adds_bos(tokenizer),
@@ -337,7 +377,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         optimizer["protocol"] = settings.protocol
     keep_vectors = sweep.keep_vectors or progressive
     limit = info["context_length"]
-    label = "+".join(sweep.tasks) if len(sweep.tasks) < 3 else f"{sweep.dataset} tasks"
+    label = sweep.dataset + ("" if sweep.n_mem == 1 else f" k={sweep.n_mem}")
     seconds = 0.0
     alive: dict[str, str] | None = None  # progressive: text id -> key of its last solution
     last_acc: dict[str, float] = {}  # progressive: accuracy where a text stopped climbing
@@ -381,7 +421,8 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             display.warn(f"{sweep.dataset}: {reason} at {length} tokens; the sweep stops here")
             sweep.stopped = {"length": length, "reason": reason}
             break
-        display.length_start(label, sweep.n_mem, length, len(jobs), len(keys) - len(jobs))
+        display.length_start(f"{label} L{'<=' if sweep.sampling == 'uniform' else '='}{length}",
+                             length, len(jobs), len(keys) - len(jobs), config.max_steps)
 
         def run_jobs(jobs: list, config: Any, length: int = length) -> float:
             """Cram (key, text id, tokens, warm-start key or None) jobs; stores each result
@@ -426,7 +467,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
         accs = [r["best_accuracy"] for r in recs.values() if usable(r)]
         accs += sweep.carried[length]
         mean_acc = sum(accs) / len(accs) if accs else 0.0
-        display.length_done(label, sweep.n_mem, length, mean_acc)
+        display.length_done(label, length, mean_acc)
         if progressive:
             lost = {t: 0 if _climbs(r, settings.protocol) else lost.get(t, 0) + 1
                     for t, r in recs.items()}

@@ -22,6 +22,7 @@ from cram_harness.outputs import atomic_path
 from cram_harness.runs import Run
 
 DPI = 130
+MIN_FIT_POINTS = 3  # a line through two points says nothing about the slope's spread
 
 
 class Skip(Exception):  # noqa: N818 - a figure skipped for missing data, not an error
@@ -32,6 +33,12 @@ def _val(values: dict, metric: str) -> float | None:
     v = values.get(f"{metric},none")
     ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
     return float(v) if ok else None
+
+
+def _either(values: dict, metric: str) -> float | None:
+    """A metric under the paper's name, else under a progressive protocol's own."""
+    value = _val(values, metric)
+    return value if value is not None else _val(values, f"progressive_{metric}")
 
 
 def _figure(panels: int = 1, width: float = 7.0) -> tuple[Figure, list]:
@@ -72,8 +79,9 @@ def _log2(ax, axis: str = "x") -> None:
 
 
 def _bars(ax, items: list[tuple[str, str, float | None]], colors: dict[str, str],
-          digits: int = 0) -> None:
-    """Grouped bars: x = dataset, one bar per run label (the legend); None is drawn as 0."""
+          label: Callable[[float], str] = lambda v: f"{v:.0f}") -> None:
+    """Grouped bars: x = dataset, one bar per run label (the legend); a missing value is an
+    empty slot labelled "none". The value axis starts at 0."""
     groups = list(dict.fromkeys(g for g, _, _ in items))
     hues = [h for h in colors if any(h == hh for _, hh, _ in items)]
     width = 0.8 / len(hues)
@@ -81,10 +89,11 @@ def _bars(ax, items: list[tuple[str, str, float | None]], colors: dict[str, str]
         xs = [groups.index(g) + (j - (len(hues) - 1) / 2) * width for g, h, _ in items if h == hue]
         vals = [v for _, h, v in items if h == hue]
         bars = ax.bar(xs, [v or 0.0 for v in vals], width, label=hue, color=colors[hue])
-        ax.bar_label(bars, ["none" if v is None else f"{v:.{digits}f}" for v in vals], fontsize=8)
+        ax.bar_label(bars, ["none" if v is None else label(v) for v in vals], fontsize=8)
     ax.set_xticks(range(len(groups)), groups)
     _legend_right(ax, title="model")
-    ax.margins(y=0.12)
+    top = max((v for _, _, v in items if v), default=1.0)
+    ax.set_ylim(0, top * 1.15)
 
 
 def _capacity(values: dict, suffix: str = "") -> float | None:
@@ -105,6 +114,9 @@ def build_capacity_figure(runs: list[Run]) -> Figure:
              for _, v, d in run.tasks("capacity") if _has_capacity(v)]
     if not items:
         raise Skip("no capacity results: run capacity_<dataset> or cram_<dataset>")
+    if not any(v for _, _, v in items):
+        raise Skip("no capacity to draw: no length reached mean accuracy 0.99 (run shorter "
+                   "lengths, or more steps)")
     fig, (ax,) = _figure(width=8.5)
     _bars(ax, items, _colors(runs))
     ax.set(xlabel="dataset", ylabel="decoding capacity (tokens)",
@@ -118,7 +130,7 @@ def _lossless(rec: dict) -> bool:
 
 def _info_gain(run: Run, recs: list[dict]) -> tuple[float, str] | None:
     """The model's mean information gain (nats): the results', else over full-vector samples."""
-    pairs = [(_val(v, "information_gain"), _val(v, "n_full_vectors") or 1.0)
+    pairs = [(_either(v, "information_gain"), _val(v, "n_full_vectors") or 1.0)
              for _, v, _ in run.tasks("info_gain")]
     pairs = [(g, n) for g, n in pairs if g is not None]
     if pairs:
@@ -156,11 +168,16 @@ def build_ce_figure(runs: list[Run]) -> Figure:
         if ig is not None:
             ax.axvline(ig[0], ls="--", color="k",
                        label=f"lossless threshold: mean info gain {ig[0]:.0f} nats ({ig[1]})")
-        if (~lossless).sum() >= 2 and np.ptp(x[~lossless]) > 0:
+        n_fit = int((~lossless).sum())
+        if n_fit >= MIN_FIT_POINTS and np.ptp(x[~lossless]) > 0:
             slope, icpt = np.polyfit(x[~lossless], y[~lossless], 1)
             xs = np.linspace(x.min(), x.max(), 2)
             ax.plot(xs, slope * xs + icpt, color="gray",
-                    label=f"fit (not lossless): y = {slope:.2f}x {icpt:+.0f}")
+                    label=f"fit (not lossless, n={n_fit}): y = {slope:.2f}x {icpt:+.0f}")
+        else:
+            ax.text(0.02, 0.98, f"no fit: {n_fit} text{'s' if n_fit != 1 else ''} not "
+                    f"lossless, {MIN_FIT_POINTS} needed", transform=ax.transAxes, va="top",
+                    fontsize=8, color="gray")
         ax.set(xlabel="text CE without [mem] (nats: mean CE x L)",
                ylabel="lowest CE with [mem] (nats: min mean CE x L)",
                title=f"{run.label}: {k} [mem] vector{'s' if k > 1 else ''}")
@@ -188,6 +205,14 @@ def _scaling_series(run: Run) -> Iterator[tuple[str, dict[int, float | None]]]:
     yield from ((d, caps) for d, caps in by_data.items() if len(caps) > 1)
 
 
+def _longest_run(run: Run, dataset: str, n_mem: int) -> float:
+    """The longest length the run's sweep of this dataset and k reached (inf if unknown)."""
+    lengths = [int(n) for s in run.results.get("sweeps", [])
+               if s.get("dataset", dataset) == dataset and int(s.get("n_mem", 1)) == n_mem
+               for n in (s.get("mean_accuracy") or {})]
+    return max(lengths, default=math.inf)
+
+
 def build_mem_scaling_figure(runs: list[Run]) -> Figure:
     """Fig. 4: capacity vs number of [mem] vectors, the ideal linear line, ±1 std bands."""
     series = [(run, d, caps) for run in runs for d, caps in _scaling_series(run)]
@@ -197,17 +222,23 @@ def build_mem_scaling_figure(runs: list[Run]) -> Figure:
     if not series:
         raise Skip("no tested length reached mean accuracy 0.99 at any number of [mem] vectors")
     fig, (ax,) = _figure(width=9.0)
-    colors, styles, no_band = _colors(runs), {}, []
+    styles, no_band = {}, []
     ideal: str | None = "ideal (dotted): capacity at k=1 × k"
-    for run, d, caps in series:
+    ceiling: str | None = "△ reached the longest length run: a lower bound, not a plateau"
+    for index, (run, d, caps) in enumerate(series):
+        color = f"C{index % 10}"  # one colour per series, not per model
         ks = sorted(caps)
         ys = np.array([np.nan if caps[k] is None else caps[k] for k in ks], dtype=float)
-        style = styles.setdefault(d, "os^vDp"[len(styles) % 6])
-        ax.plot(ks, ys, f"{style}-", color=colors[run.label], label=f"{run.label} ({d})")
+        style = styles.setdefault(d, "osDvp"[len(styles) % 5])
+        ax.plot(ks, ys, f"{style}-", color=color, label=f"{run.label} ({d})")
+        capped = [k for k in ks if caps[k] is not None and caps[k] >= _longest_run(run, d, k)]
+        if capped:
+            ax.plot(capped, [caps[k] for k in capped], "^", ms=11, mfc="none", color=color,
+                    label=ceiling)
+            ceiling = None
         base = next(((k, caps[k]) for k in ks if caps[k]), None)
         if base:
-            ax.plot(ks, [base[1] / base[0] * k for k in ks], ":", color=colors[run.label],
-                    label=ideal)
+            ax.plot(ks, [base[1] / base[0] * k for k in ks], ":", color=color, label=ideal)
             ideal = None
         spread = []
         for k in ks:
@@ -217,7 +248,7 @@ def build_mem_scaling_figure(runs: list[Run]) -> Figure:
             spread.append((np.mean(got), np.std(got, ddof=1)) if len(got) > 1 else None)
         if all(spread):
             mean, std = np.array(spread, dtype=float).T
-            ax.fill_between(ks, mean - std, mean + std, color=colors[run.label], alpha=0.2,
+            ax.fill_between(ks, mean - std, mean + std, color=color, alpha=0.2,
                             label=f"±1 std, decoded tokens at capacity ({run.label}, {d})")
         else:
             no_band.append(f"{run.label} ({d})")
@@ -239,21 +270,24 @@ def build_eq1_figure(runs: list[Run]) -> Figure:
     for run in runs:
         eq1 = run.results.get("model_info", {}).get("eq1_capacity")
         for _, v, d in run.tasks("token_gain"):
-            tg = _val(v, "token_gain")
+            tg = _either(v, "token_gain")
             if tg is not None and eq1:
-                util = _val(v, "capacity_utilization")
-                pts.append((run.label, d, float(eq1), tg, _val(v, "token_gain_std") or 0.0,
+                util = _either(v, "capacity_utilization")
+                pts.append((run.label, d, float(eq1), tg, _either(v, "token_gain_std") or 0.0,
                             tg / eq1 if util is None else util))
     if not pts:
         raise Skip("no token gain results with an Eq. 1 capacity: run token_gain_<dataset>")
     fig, (ax, ax2) = _figure(2)
     fig.set_size_inches(13.0, 5.0)
     colors = _colors(runs)
-    for label, d, eq1, tg, std, _ in pts:
+    for index, (label, d, eq1, tg, std, _) in enumerate(pts):  # a colour per point
         ax.errorbar(eq1, tg, yerr=std, fmt="x" if d == "random" else "o", capsize=3,
-                    color=colors[label], label=f"{label} ({d})")
-    top = max(max(p[2], p[3] + p[4]) for p in pts) * 1.1
-    ax.plot([0, top], [0, top], "k--", lw=1, label="y = x (Eq. 1 fully used)")
+                    color=f"C{index % 10}", label=f"{label} ({d})")
+    right = max(p[2] for p in pts) * 1.1
+    ax.plot([0, right], [0, right], "k--", lw=1, label="y = x (Eq. 1 fully used)")
+    # the gains are a few percent of Eq. 1 for small models: scale to them, let y = x leave
+    ax.set_xlim(0, right)
+    ax.set_ylim(0, max(p[3] + p[4] for p in pts) * 1.3)
     ax.set(xlabel="Eq. 1 theoretical capacity (tokens)",
            ylabel="token gain (tokens, mean ± std, full vectors)",
            title="Fig. 5: theoretical capacity vs token gain")
@@ -261,8 +295,9 @@ def build_eq1_figure(runs: list[Run]) -> Figure:
     order = sorted({p[1] for p in pts}, key=lambda d: (d == "random", d))
     items = [(f"{d} ({'random' if d == 'random' else 'natural'})", lab, u)
              for d in order for lab, dd, _, _, _, u in pts if dd == d]
-    _bars(ax2, items, colors, digits=2)
-    ax2.set(xlabel="dataset", ylabel="capacity utilization (token gain / Eq. 1, ratio)",
+    _bars(ax2, items, colors, label=lambda v: f"{v:.1%}")
+    ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))
+    ax2.set(xlabel="dataset", ylabel="capacity utilization (token gain / Eq. 1)",
             title="capacity utilization: natural vs random text")
     return fig
 
@@ -276,13 +311,13 @@ def build_accuracy_length_figure(runs: list[Run]) -> Figure:
         raise Skip("no length sweeps in the results")
     datasets = sorted({d for _, d, _, _ in lines})
     fig, axes = _figure(len(datasets))
-    colors, dashes = _colors(runs), ["-", "--", ":", "-."]
+    dashes = ["-", "--", ":", "-."]
     ks = sorted({k for _, _, k, _ in lines})
     for ax, d in zip(axes, datasets, strict=True):
-        for label, dd, k, acc in lines:
-            if dd == d:
-                ax.plot(*zip(*acc, strict=True), marker="o", ms=4, color=colors[label],
-                        ls=dashes[ks.index(k) % 4], label=f"{label}, {k} [mem]")
+        mine = [(label, k, acc) for label, dd, k, acc in lines if dd == d]
+        for index, (label, k, acc) in enumerate(mine):  # a colour per line of the panel
+            ax.plot(*zip(*acc, strict=True), marker="o", ms=4, color=f"C{index % 10}",
+                    ls=dashes[ks.index(k) % 4], label=f"{label}, {k} [mem]")
         ax.axhline(THRESHOLD, ls="--", color="gray", label="capacity threshold 0.99")
         _log2(ax)
         ax.set(xlabel="text length (tokens)", ylabel="mean best accuracy (teacher-forced)",

@@ -12,26 +12,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cram_harness.outputs import write_text_atomic
-from cram_harness.report import COLUMNS, fmt, table1_rows
+from cram_harness.report import COLUMNS, SETTINGS, fmt, table1_rows
 
 if TYPE_CHECKING:
     from cram_harness.runs import Run
 
+# Margins on every screen, and nothing wider than the window: tables take its width and
+# wrap their cells, figures scale down.
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 2em; max-width: 1100px;
+       color: #222; line-height: 1.4; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.8em; width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.35em; text-align: right; vertical-align: top;
+         overflow-wrap: break-word; }
+caption { caption-side: bottom; color: #555; padding-top: 0.3em; }
 th:first-child, td:first-child, .settings td { text-align: left; }
 thead th { background: #f2f2f2; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; } code { font-size: 0.9em; word-break: break-all; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; } code { font-size: 0.9em; overflow-wrap: anywhere; }
 """
-# Tells a headless browser (and the tests) whether every image decoded: no network involved.
+# Tells a headless browser (and the tests) whether every image decoded and whether the page
+# fits its window with a margin: no network involved.
 SCRIPT = """
 window.addEventListener("load", function () {
   var imgs = document.images, ok = 0;
   for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
-  document.body.setAttribute("data-images-loaded", ok + "/" + imgs.length);
+  var body = document.body, page = document.documentElement, widest = 0;
+  var boxes = document.querySelectorAll("table, figure, img, p, h1, h2");
+  for (var j = 0; j < boxes.length; j++) {
+    widest = Math.max(widest, boxes[j].getBoundingClientRect().right);
+  }
+  body.setAttribute("data-images-loaded", ok + "/" + imgs.length);
+  body.setAttribute("data-layout", JSON.stringify({
+    window: window.innerWidth, page: page.scrollWidth, right: Math.ceil(widest),
+    left: Math.floor(document.querySelector("h1").getBoundingClientRect().left)}));
 });
 """
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
@@ -104,11 +118,23 @@ def table_html(runs: list[Run]) -> str:
     rows = table1_rows([{**r.results, "model_name": r.label} for r in runs])
     if not rows:
         return "<p>No task results.</p>"
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(key)))}</td>"
-                                    for key, _ in COLUMNS) + "</tr>\n" for row in rows)
-    return (f"<table class=\"table1\"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}"
-            "</tbody></table>")
+    # as in the terminal: shared settings in the caption, differing ones under the model
+    varying = [k for k in SETTINGS if len({str(r.get(k)) for r in rows}) > 1]
+    shared = " · ".join(f"{k} {rows[0][k]}" for k in SETTINGS
+                        if k not in varying and rows[0].get(k) is not None)
+    columns = [(key, title) for key, title in COLUMNS if key not in SETTINGS]
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
+    body = ""
+    for row in rows:
+        cells = [html.escape(fmt(row.get(key))) for key, _ in columns]
+        if varying:
+            cells[0] += "<br><small>" + html.escape(" · ".join(
+                f"{k} {row.get(k)}" if k == "lr" else str(row.get(k)) for k in varying)) \
+                + "</small>"
+        body += "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n"
+    caption = f"<caption>{html.escape(shared)}</caption>" if shared else ""
+    return (f"<table class=\"table1\">{caption}<thead><tr>{head}</tr></thead>\n<tbody>\n"
+            f"{body}</tbody></table>")
 
 
 def _value(value: object) -> str:

@@ -45,7 +45,7 @@ def capacity_utilization(mean_token_gain: float, eq1_capacity: float) -> float:
 @dataclass(frozen=True)
 class MeanStd:
     mean: float
-    std: float  # sample standard deviation (ddof=1); 0 for a single value
+    std: float  # sample standard deviation (ddof=1); NaN for one value, as pandas' (the paper's)
     stderr: float
     n: int
 
@@ -56,7 +56,7 @@ def mean_std(values: Iterable[float]) -> MeanStd:
     if n == 0:
         return MeanStd(math.nan, math.nan, math.nan, 0)
     mean = math.fsum(vals) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else math.nan
     return MeanStd(mean, std, std / math.sqrt(n), n)
 
 

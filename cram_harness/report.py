@@ -36,7 +36,8 @@ TERMINAL = ("model", "dataset", "protocol", "precision", "lr", "capacity", "gree
 SETTINGS = ("protocol", "precision", "lr")
 PAPER_SETTINGS = {"protocol": "paper", "precision": "fp32", "lr": "0.01"}
 MEAN_STD = ("token_gain", "information_gain", "information_gain_bits")
-SHORT = {"greedy_capacity": "greedy", "information_gain": "info (nats)", "utilization": "util."}
+SHORT = {"capacity": "cap.", "greedy_capacity": "greedy", "token_gain": "token\ngain",
+         "information_gain": "info\n(nats)", "utilization": "util."}
 
 
 def load_results(paths: Iterable[str | Path]) -> list[dict]:
@@ -169,19 +170,41 @@ def csv_columns() -> list[str]:
             for c in ((key, f"{key}_std") if key in MEAN_STD else (key,))]
 
 
+def terminal_cell(key: str, value) -> str:
+    """A cell as the paper prints it, short enough for 80 columns: gains in tokens with one
+    decimal, in nats as whole numbers, utilization as a percentage."""
+    if key in ("information_gain", "information_gain_bits") and isinstance(value, tuple) \
+            and value[0] is not None:
+        mean, std = value
+        return f"{mean:.0f} ± {std:.0f}" if std is not None else f"{mean:.0f}"
+    if key == "utilization" and isinstance(value, float):
+        return f"{value:.1%}"
+    return fmt(value)
+
+
 def rich_table(rows: list[dict], title: str = "cram-harness: Table 1"):
+    """Table 1 for a terminal, within 80 columns: settings that every row shares go into
+    the caption; those that tell rows apart go under each row's model name."""
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title)
-    # settings columns only where they tell rows apart or differ from the paper's
-    keys = [k for k in TERMINAL if k not in SETTINGS or len({str(r.get(k)) for r in rows}) > 1
-            or any(r.get(k) not in (None, PAPER_SETTINGS[k]) for r in rows)]
+    varying = [k for k in SETTINGS if len({str(r.get(k)) for r in rows}) > 1]
+    shared = {k: rows[0].get(k) for k in SETTINGS if rows and k not in varying}
+    caption = " · ".join(f"{k} {v}" for k, v in shared.items() if v is not None)
+    table = Table(title=title, caption=caption or None, box=box.SIMPLE_HEAD, padding=(0, 1),
+                  collapse_padding=True, show_edge=False, pad_edge=False)
+    keys = [k for k in TERMINAL if k not in SETTINGS]
     for key in keys:
         title_ = SHORT.get(key, dict(COLUMNS)[key])
-        if key in ("model", "dataset"):
-            table.add_column(title_, overflow="fold", min_width=14 if key == "model" else 7)
+        if key in ("model", "dataset"):  # names fold only when they must
+            table.add_column(title_, overflow="fold")
         else:
-            table.add_column(title_, justify="right")
+            table.add_column(title_, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(*[fmt(row.get(key)) for key in keys])
+        cells = [escape(terminal_cell(key, row.get(key))) for key in keys]
+        if varying:
+            cells[0] += "\n[dim]" + escape(" · ".join(
+                f"{k} {row.get(k)}" if k == "lr" else str(row.get(k)) for k in varying)) + "[/]"
+        table.add_row(*cells)
     return table

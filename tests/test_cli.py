@@ -100,22 +100,6 @@ def test_debug_shows_the_traceback():
     assert proc.returncode == 2 and "Traceback" in proc.stderr
 
 
-@pytest.mark.slow
-def test_end_to_end_on_smollm2(tmp_path):
-    proc = cram_eval("--model", "smollm2-135m", "--tasks", "capacity_random", "--limit", "2",
-                     "--lengths", "8,16", "--max-steps", "150", "--output-path", str(tmp_path),
-                     timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    (results,) = (tmp_path / "smollm2-135m").glob("results_*.json")
-    data = json.loads(results.read_text())
-    assert data["model_info"]["d_model"] == 576
-    sweep = data["sweeps"][0]
-    # the paper's random texts: two texts, each at its own length drawn from [2, 16]
-    assert sweep["sampling"] == "uniform" and sweep["samples"] == {"16": 2}
-    assert all(2 <= int(n) <= 16 for n in sweep["mean_accuracy"])
-    assert "capacity" in proc.stdout
-
-
 def test_report_draws_figures_and_a_page(results_dir, tmp_path):
     proc = cram_eval("report", str(results_dir), "-o", str(tmp_path / "report"))
     assert proc.returncode == 0, proc.stderr

@@ -266,12 +266,30 @@ def test_random_words() -> None:
     json.dumps(source.describe())
 
 
+def test_the_shipped_novels_are_natural_text_with_their_provenance():
+    from cram_harness.data import NOVELS, BundledNovels
+
+    source = make_source("gutenberg")
+    assert isinstance(source, BundledNovels)
+    texts = source.texts(None, 0)
+    books = {t.id.split("#")[0] for t in texts}
+    assert len(books) == 3 and len(texts) == 15
+    assert [t.id.split("#")[0] for t in texts[:3]] == sorted(books)  # one of each book first
+    assert all(len(t.text.split()) > 5000 for t in texts)  # halves of 12k-25k-word chunks
+    provenance = (NOVELS / "PROVENANCE.md").read_text()
+    for book in books:
+        assert book in provenance
+        body = (NOVELS / book).read_text()
+        assert "Gutenberg" not in body and "*** START" not in body  # licence and header gone
+    assert source.describe()["provenance"].endswith("PROVENANCE.md")
+
+
 def make_source(kind: str, **options):
     return registry.make_source({"kind": kind, **options})
 
 
 def test_make_source() -> None:
-    assert set(SOURCES) == {"local", "hf", "random"}
+    assert set(SOURCES) == {"local", "hf", "random", "gutenberg"}
     source = make_source("random", num_words=4)
     assert isinstance(source, RandomWords) and len(source.texts(1, 0)[0].text.split()) == 4
     with pytest.raises(CramError, match="unknown data source 'lcoal': did you mean local"):

@@ -229,9 +229,10 @@ def test_every_command_block_says_whether_it_runs():
 def test_quickstart_runs(tiny_model_dir, tmp_path):
     _needs_cli()
     out = run_page("quickstart.md", tmp_path, tiny_model_dir, run_env())
-    run = next(text for command, text in out.items() if "--tasks capacity_random" in command)
-    assert "Table 1" in run and "results:" in run
+    run = next(text for command, text in out.items() if "--tasks cram_offline" in command)
+    assert "Table 1" in run and "results:" in run and "2 sweeps" in run
     assert "capacity_random" in out["cram-eval ls tasks"]
+    assert (tmp_path / "report" / "report.html").is_file()
 
 
 def test_recipes_run_in_order(tiny_model_dir, tmp_path):

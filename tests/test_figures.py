@@ -154,7 +154,7 @@ def test_ce_figure_points_threshold_and_fit(tmp_path):
         assert "nats" in ax.get_xlabel() and "nats" in ax.get_ylabel()
         labels = _legend(ax)
         assert any("lossless (greedy exact)" in t for t in labels)
-        assert any(t.startswith("fit (not lossless)") for t in labels)
+        assert any(t.startswith("fit (not lossless, n=") for t in labels)
         ig = run.results["results"]["info_gain_random"]["information_gain,none"]
         (threshold,) = [ln for ln in ax.lines if ln.get_label().startswith("lossless threshold")]
         assert threshold.get_xdata()[0] == pytest.approx(ig)
@@ -162,6 +162,33 @@ def test_ce_figure_points_threshold_and_fit(tmp_path):
         stars = [c for c in ax.collections if "lossless (greedy" in c.get_label()]
         want = sum(1 for r in run.samples if r["n_mem"] == 1 and r["greedy_exact"])
         assert sum(len(c.get_offsets()) for c in stars) == want
+
+
+def test_ce_figure_says_when_there_are_too_few_points_for_a_fit(tmp_path):
+    write_run(tmp_path, "tiny-a", n_samples=1)
+    run = load_runs(load_results([tmp_path]))[0]
+    run.samples = [r for r in run.samples if r["length"] == 32 and r["n_mem"] == 1]
+    (ax,) = figures.build_ce_figure([run]).axes
+    assert not any(t.startswith("fit") for t in _legend(ax))
+    assert any("no fit: 1 text not lossless, 3 needed" in t.get_text() for t in ax.texts)
+
+
+def test_capacity_figure_starts_at_zero_and_skips_when_there_is_none(tmp_path):
+    path = write_run(tmp_path, "tiny-a")
+    (ax,) = figures.build_capacity_figure(load_runs(load_results([tmp_path]))).axes
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > 16  # room for the bar's label
+    data = json.loads(path.read_text())
+    data["results"]["capacity_random"]["decoding_capacity,none"] = None
+    path.write_text(json.dumps(data))
+    with pytest.raises(Skip, match="no length reached mean accuracy 0.99"):
+        figures.build_capacity_figure(load_runs(load_results([tmp_path])))
+
+
+def test_mem_scaling_marks_capacities_at_the_longest_length_run(tmp_path):
+    write_run(tmp_path, "tiny-a")  # k=2 decodes 32, the longest length run: a lower bound
+    (ax,) = figures.build_mem_scaling_figure(load_runs(load_results([tmp_path]))).axes
+    (marker,) = [ln for ln in ax.lines if "lower bound" in ln.get_label()]
+    assert list(marker.get_xdata()) == [2] and list(marker.get_ydata()) == [32]
 
 
 def test_mem_scaling_ideal_line_and_band(tmp_path):
@@ -219,8 +246,8 @@ def test_report_html(tmp_path):
     assert text.count('<img src="data:image/png;base64,') == len(pngs) == len(figures.FIGURES)
     assert '<table class="table1">' in text
     assert "tiny-&lt;b&gt;" in text and "<b>tiny-<" not in text
-    assert re.search(r"<td>tiny-b</td><td>random</td><td>paper</td><td>fp32</td><td>-</td>"
-                     r"<td>64</td><td>150</td><td>16</td>", text)
+    assert re.search(r"<td>tiny-b</td><td>random</td><td>64</td><td>150</td><td>16</td>", text)
+    assert "<caption>protocol paper · precision fp32</caption>" in text
     assert "0.1" in text and "results_2025-01-01T00-00-00.json" in text  # settings section
     assert "http://" not in text and "https://" not in text
     assert not list((tmp_path / "out").glob(".*"))  # no temp files left
@@ -238,17 +265,37 @@ def test_html_report_import_does_not_load_matplotlib():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_report_opens_in_a_browser(tmp_path):
+def chromium(tmp_path, *args):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium not installed: apt-get install chromium")
-    write_run(tmp_path / "r", "tiny-a", analyses=ANALYSES)
-    page = write_report(load_results([tmp_path / "r"]), tmp_path / "out")
-    n = len(figures.FIGURES)
-    proc = subprocess.run(
+    return subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri()],
+         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", *args],
         capture_output=True, text=True, timeout=180)
-    assert f'data-images-loaded="{n}/{n}"' in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("width", [800, 1400])
+def test_report_lays_out_within_the_window_in_a_browser(tmp_path, width):
+    """A screenshot of the page in headless Chromium, and its layout as the page measures
+    it: every image decoded, margins on both sides, nothing wider than the window (no
+    sideways scroll), at a laptop's width and a wide screen's."""
+    write_run(tmp_path / "r", "tiny-a", analyses=ANALYSES)
+    write_run(tmp_path / "r", "hf:org/a-model-with-a-long-name", lr=0.1)
+    page = write_report(load_results([tmp_path / "r"]), tmp_path / "out").resolve().as_uri()
+    n = len(figures.FIGURES)
+    dom = chromium(tmp_path, f"--window-size={width},2000", "--dump-dom", page)
+    assert f'data-images-loaded="{n}/{n}"' in dom.stdout, dom.stderr[-2000:]
+    (layout,) = re.findall(r'data-layout="([^"]+)"', dom.stdout)
+    layout = json.loads(layout.replace("&quot;", '"'))
+    assert layout["page"] <= layout["window"], layout  # no sideways scroll
+    assert layout["right"] <= layout["window"] - 16 and layout["left"] >= 16, layout  # margins
+    shot = tmp_path / "report.png"
+    chromium(tmp_path, f"--window-size={width},2000", f"--screenshot={shot}", page)
+    from PIL import Image
+
+    image = Image.open(shot).convert("L")
+    assert image.size == (width, 2000)
+    assert len(set(image.getdata())) > 16  # text, tables and figures, not a blank page

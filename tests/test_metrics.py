@@ -41,7 +41,8 @@ def test_full_vector_gains_use_only_full_vectors():
 
 
 def test_mean_std_edge_cases():
-    assert metrics.mean_std([3.0]) == metrics.MeanStd(3.0, 0.0, 0.0, 1)
+    one = metrics.mean_std([3.0])  # no spread from one value: NaN, as pandas' std
+    assert (one.mean, one.n) == (3.0, 1) and math.isnan(one.std) and math.isnan(one.stderr)
     assert metrics.mean_std([]).n == 0 and math.isnan(metrics.mean_std([]).mean)
 
 

@@ -1,4 +1,5 @@
-"""The installed package carries its task files, and `cram-eval --help` stays light."""
+"""The installed package carries its task files and novels, and `cram-eval --help` stays
+light."""
 
 import subprocess
 import sys
@@ -20,6 +21,9 @@ def test_wheel_ships_the_task_yaml(tmp_path):
     shipped = {n.rsplit("/", 1)[1][:-5] for n in names if n.startswith("cram_harness/tasks/")}
     assert shipped == set(all_tasks())
     assert any(n.endswith("entry_points.txt") for n in names)
+    novels = {n for n in names if n.startswith("cram_harness/corpus/gutenberg/")}
+    assert len([n for n in novels if n.endswith(".txt")]) == 3  # offline natural text
+    assert "cram_harness/corpus/gutenberg/PROVENANCE.md" in novels
 
 
 def test_cli_help_does_not_import_torch():

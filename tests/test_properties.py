@@ -105,7 +105,7 @@ def test_mean_std_matches_the_statistics_module(values):
     assert stats.n == len(values)
     assert stats.mean == pytest.approx(statistics.fmean(values), rel=1e-12, abs=1e-12 * scale)
     if len(values) == 1:
-        assert stats.std == stats.stderr == 0.0
+        assert math.isnan(stats.std) and math.isnan(stats.stderr)
     else:
         assert stats.std == pytest.approx(statistics.stdev(values), rel=1e-9, abs=1e-9 * scale)
         assert stats.stderr == pytest.approx(stats.std / math.sqrt(len(values)))

@@ -1,0 +1,50 @@
+"""The README's two commands, as a new user runs them: the main job on the offline default
+model fills Table 1 with numbers, and the report draws the figures from its results."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def readme_cram_eval_commands() -> list[list[str]]:
+    """The arguments of each `cram-eval` command in the README's opening section."""
+    intro = (ROOT / "README.md").read_text().split("\n---\n")[0]
+    return [shlex.split(part)[1:] for line in intro.splitlines() if line.startswith("    ")
+            for part in line.strip().split(" && ") if part.startswith("cram-eval ")]
+
+
+def cram_eval(args: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cram_harness", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "80"})
+
+
+def test_the_main_job_fills_table_1_and_the_report_draws_it(tmp_path):
+    main_job, report = readme_cram_eval_commands()[:2]
+    assert "cram_offline" in main_job and report[0] == "report"
+    run = cram_eval(main_job, tmp_path, timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line.split(maxsplit=2) for line in run.stdout.splitlines()
+            if line.startswith("smollm2-135m")]
+    assert sorted(row[1] for row in rows) == ["gutenberg", "random"], run.stdout
+    for _, _, cells in rows:  # capacity, greedy, token gain ± std, info ± std, Eq. 1, util.
+        assert " - " not in f" {cells} ", run.stdout
+        assert len(re.findall(r"\d+(?:\.\d+)? ± \d+(?:\.\d+)?", cells)) == 2, cells
+    assert max(map(len, run.stdout.splitlines())) <= 80  # the table fits the terminal
+    (results,) = (tmp_path / "results").rglob("results_*.json")
+    for task, values in json.loads(results.read_text())["results"].items():
+        if task.startswith(("token_gain", "info_gain")):
+            assert values["n_full_vectors,none"] >= 2, (task, values)  # stds need two
+    drawn = cram_eval(report, tmp_path, timeout=600)
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    figures = {p.stem for p in (tmp_path / "report").glob("*.png")}
+    assert {"fig1_capacity", "fig3_ce", "fig5_eq1", "fig_accuracy_length"} <= figures
