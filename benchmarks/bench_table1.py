@@ -1,10 +1,9 @@
 """python benchmarks/bench_table1.py [--models smollm2-135m,gemma3-270m] [--texts 4]
 
 The paper's Table 1 rows (capacity, token gain, information gain, Eq. 1, utilization) for
-the offline models, on the shared Gutenberg novels (the kind of book PG-19 holds) and on
-random words, through the product's own evaluator, then the leaderboard of the models. The
-novels come in as a task plugin: task YAML written into the output directory and passed as
-an include path, so the rows say `gutenberg`, not `pg19`. Random words run the paper's way
+the offline models, on the public-domain novels shipped with cram-harness (the kind of book
+PG-19 holds: the `gutenberg` tasks) and on random words, through the product's own
+evaluator, then the leaderboard of the models. Random words run the paper's way
 (each text draws its length from [2, the longest --lengths]) and on the grid
 (`capacity_random_grid`), side by side. Last, information gain by the paper's definition
 (the run's lowest CE, times L) against the one this project used before (the CE at the
@@ -17,11 +16,10 @@ The results stay in --output (default: table1-results): `cram-eval leaderboard D
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from common import DATA, cpu_model, print_header
+from common import cpu_model, print_header
 from rich.console import Console
 
 from cram_harness.evaluator import RunSettings, evaluate
@@ -30,22 +28,6 @@ from cram_harness.report import load_results, render, rich_table, table1_rows
 from cram_harness.runs import read_samples
 
 KINDS = ("capacity", "token_gain", "info_gain")
-
-
-def gutenberg_tasks(directory: Path, lengths: list[int]) -> list[str]:
-    """Task YAML for the shared novels (JSON is YAML); returns the task names."""
-    directory.mkdir(parents=True, exist_ok=True)
-    names = []
-    for kind in KINDS:
-        name = f"{kind}_gutenberg"
-        task = {"task": name, "kind": kind, "dataset": "gutenberg",
-                "description": f"{kind} on the public-domain novels in {DATA}",
-                "source": {"kind": "local", "path": str(DATA)},
-                "lengths": lengths, "mem_tokens": [1], "num_samples": 50, "past_capacity": 3,
-                "version": 2}
-        (directory / f"{name}.yaml").write_text(json.dumps(task, indent=1) + "\n")
-        names.append(name)
-    return names
 
 
 def main() -> None:
@@ -64,15 +46,12 @@ def main() -> None:
     args = parser.parse_args()
     lengths = [int(x) for x in args.lengths.split(",")]
     datasets = args.datasets.split(",")
-    include = args.output / "tasks"
-    tasks = gutenberg_tasks(include, lengths) if "gutenberg" in datasets else []
-    tasks += [f"{kind}_{d}" for d in datasets if d != "gutenberg" for kind in KINDS]
+    tasks = [f"{kind}_{d}" for d in datasets for kind in KINDS]
     if "random" in datasets:
         tasks.append("capacity_random_grid")  # the grid, beside the paper's drawn lengths
     settings = RunSettings(limit=args.texts, lengths=tuple(lengths), max_steps=args.max_steps,
                            protocol=args.protocol, past_capacity=args.past_capacity,
-                           device=args.device, output_path=str(args.output),
-                           include_path=(str(include),))
+                           device=args.device, output_path=str(args.output))
     console = Console()
     seconds = {}
     for model in args.models.split(","):

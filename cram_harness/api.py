@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -51,7 +52,8 @@ class CramResult:
     retried_fp32: bool  # the bf16 run hit a NaN/inf loss; these numbers are the fp32 rerun
     numerical_fault: bool  # the loss went NaN/inf even in fp32: not a result, never reported
     greedy_exact: bool
-    greedy_accuracy: float  # share of the predicted positions greedy decoding got right
+    greedy_accuracy: float  # share of the predicted tokens greedy decoding gave back before
+    # its first miss (after it, generation follows its own text, not this one)
     first_mismatch: int | None  # index into the predicted tokens of the first greedy miss
     text_sha256: str
     model_spec: str
@@ -172,10 +174,17 @@ def cram_token_ids(
     return [results[i] for i in range(len(token_lists))]
 
 
-def _cram_chunk(model, token_lists, config, init, on_step, on_result, max_tokens, spec):
+def _base_stats(model, token_lists, dtype) -> tuple[list[float], list[float]]:
+    """(loss, accuracy) of each text without [mem], under the precision its vectors are
+    trained in: the gains compare like with like."""
     ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
-    with torch.no_grad(), compute_precision(model, config.dtype):  # as the vectors are trained
+    with torch.no_grad(), compute_precision(model, dtype):
         base = token_stats(text_logits(model, ids, mask, None), ids[:, 1:], mask[:, 1:])
+    return base.loss.tolist(), base.accuracy.tolist()
+
+
+def _cram_chunk(model, token_lists, config, init, on_step, on_result, max_tokens, spec):
+    base_losses, base_accs = _base_stats(model, token_lists, config.dtype)
     results: dict[int, CramResult] = {}
     retry: list[int] = []
 
@@ -188,10 +197,11 @@ def _cram_chunk(model, token_lists, config, init, on_step, on_result, max_tokens
         seed = torch.tensor([tokens[:1]], device=model.device)
         with compute_precision(model, "fp32" if retried else config.dtype):
             decoded = greedy_decode(model, out.memory[None].to(model.device), seed, n)[0].tolist()
-        hits = [decoded[j] == tokens[j + 1] for j in range(n)]
-        mismatch = next((j for j, hit in enumerate(hits) if not hit), None)
-        base_loss, base_acc = float(base.loss[i]), float(base.accuracy[i])
+        mismatch = next((j for j in range(n) if decoded[j] != tokens[j + 1]), None)
+        base_loss, base_acc = base_losses[i], base_accs[i]
         info_gain = metrics.information_gain(base_loss, out.min_loss, length)
+        # a model that gives NaN/inf without [mem] is no result either
+        fault = out.numerical_fault or not math.isfinite(base_loss)
         results[i] = CramResult(
             token_ids=list(tokens), num_tokens=length, num_predicted=n,
             requested_tokens=max_tokens, base_loss=base_loss, base_accuracy=base_acc,
@@ -200,8 +210,8 @@ def _cram_chunk(model, token_lists, config, init, on_step, on_result, max_tokens
             information_gain=info_gain, information_gain_bits=metrics.nats_to_bits(info_gain),
             min_margin=out.min_margin, steps=out.steps, best_step=out.best_step,
             seconds=out.seconds, converged=out.converged, retried_fp32=retried,
-            numerical_fault=out.numerical_fault, greedy_exact=mismatch is None,
-            greedy_accuracy=sum(hits) / n, first_mismatch=mismatch,
+            numerical_fault=fault, greedy_exact=mismatch is None,
+            greedy_accuracy=(n if mismatch is None else mismatch) / n, first_mismatch=mismatch,
             text_sha256=text_sha256(tokens), model_spec=spec,
             config=config.to_dict(), memory=out.memory, _model=model,
         )
@@ -212,8 +222,11 @@ def _cram_chunk(model, token_lists, config, init, on_step, on_result, max_tokens
     if retry:
         fp32 = replace(config, dtype="fp32")
         sub_init = None if init is None else init[retry]
-        outs = cram_batch(model, [token_lists[i] for i in retry], fp32, init=sub_init,
-                          on_step=on_step)
+        texts = [token_lists[i] for i in retry]
+        losses, accs = _base_stats(model, texts, "fp32")
+        for i, loss, acc in zip(retry, losses, accs):
+            base_losses[i], base_accs[i] = loss, acc
+        outs = cram_batch(model, texts, fp32, init=sub_init, on_step=on_step)
         for i, out in zip(retry, outs):
             finish(i, out, retried=True)
     return [results[i] for i in range(len(token_lists))]

@@ -21,6 +21,7 @@ from cram_harness import metrics
 from cram_harness.display import Display
 from cram_harness.distributed import Rank, from_environment
 from cram_harness.errors import CramError
+from cram_harness.metrics import is_exact, usable
 from cram_harness.outputs import check_writable, model_dir, run_lock, write_results
 from cram_harness.records import RecordStore, record_key
 from cram_harness.registry import resolve_tasks
@@ -342,6 +343,19 @@ def model_info(model: Any, tokenizer: Any) -> dict:
 RECORD_VERSION = 2
 
 
+def fitting_lengths(lengths: list[int], n_mem: int, context: int | None) -> list[int]:
+    """The lengths that fit in the context with the [mem] vectors; past it, the longest that
+    fits stands in once for the rest (as the paper ran Pythia-160M at 2016 tokens with 32
+    vectors in its 2048)."""
+    if context is None:
+        return list(lengths)
+    room = context - n_mem
+    fits = [n for n in lengths if n <= room]
+    if len(fits) < len(lengths) and room >= 2 and (not fits or fits[-1] < room):
+        fits.append(room)
+    return fits
+
+
 def drawn_length(seed: int, text_id: str, longest: int) -> int:
     """The paper's length for a random text: uniform in [2, longest], from the text's own
     seed, so a text's length does not depend on the others or on --limit."""
@@ -382,18 +396,13 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     alive: dict[str, str] | None = None  # progressive: text id -> key of its last solution
     last_acc: dict[str, float] = {}  # progressive: accuracy where a text stopped climbing
     lost: dict[str, int] = {}  # progressive: lengths lost in a row, per text
-    below = 0  # lengths in a row whose mean accuracy is below the threshold
-    lengths = sweep.lengths
-    if sweep.sampling == "uniform" and limit is not None and lengths[0] + sweep.n_mem > limit:
-        lengths = [limit - sweep.n_mem]  # draws up to what fits
-        display.warn(f"lengths are drawn up to {lengths[0]}, not {sweep.lengths[0]}: "
+    below, reached = 0, False  # lengths in a row below the threshold; whether one passed
+    lengths = fitting_lengths(sweep.lengths, sweep.n_mem, limit)
+    if lengths != sweep.lengths:
+        what = "drawn up to" if sweep.sampling == "uniform" else "run up to"
+        display.warn(f"lengths are {what} {lengths[-1]}, not {sweep.lengths[-1]}: "
                      f"{sweep.n_mem} [mem] + a longer text do not fit in the context of {limit}")
     for length in lengths:
-        if limit is not None and length + sweep.n_mem > limit:
-            display.warn(f"lengths from {length} up are dropped: {length} tokens + "
-                         f"{sweep.n_mem} [mem] do not fit in the context of {limit}")
-            sweep.stopped = {"length": length, "reason": f"context of {limit} positions"}
-            break
         jobs, keys, ids, token_lists, short = [], [], [], [], 0
         for sample in texts:
             if alive is not None and sample.id not in alive:
@@ -404,12 +413,14 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             if len(tokens) < wanted:
                 short += 1  # recorded as such, never run at a length it does not reach
                 continue
-            key = record_key(spec, text_sha256(tokens), wanted, sweep.n_mem, optimizer)
+            warm = alive[sample.id] if alive is not None else None
+            # a warm start is part of what made the record (resumes never mix starts)
+            made = optimizer if warm is None else {**optimizer, "warm_start": warm}
+            key = record_key(spec, text_sha256(tokens), wanted, sweep.n_mem, made)
             keys.append(key)
             ids.append(sample.id)
             token_lists.append(tokens)
             if key not in store or (keep_vectors and not store.has_vectors(key)):
-                warm = alive[sample.id] if alive is not None else None
                 if rank.owns(len(keys) - 1):  # by place in the length's list, not by what is done
                     jobs.append((key, sample.id, tokens, warm))
         sweep.keys[length], sweep.tokens[length], sweep.short[length] = keys, token_lists, short
@@ -445,7 +456,8 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                     [store.load_vectors(w) for w in warm])
                 cram_token_ids(model, [job[2] for job in jobs], config, init=init,
                                batch_size=settings.batch_size, on_step=display.step,
-                               on_result=store_result, max_tokens=length)
+                               on_result=store_result,
+                               max_tokens=None if sweep.sampling == "uniform" else length)
             if rank.world > 1:  # every rank reads the others' records before going on
                 rank.barrier()
                 store.refresh()
@@ -458,7 +470,7 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                           for t in token_lists]
             retries = [(rkey, text_id, tokens, None) for i, (key, rkey, text_id, tokens)
                        in enumerate(zip(keys, retry_keys, ids, token_lists))
-                       if not _exact(store.get(key)) and rkey not in store and rank.owns(i)]
+                       if not is_exact(store.get(key)) and rkey not in store and rank.owns(i)]
             seconds += run_jobs(retries, replace(config, seed=config.seed + RETRY_SEED_OFFSET))
             for i, (key, rkey) in enumerate(zip(keys, retry_keys)):
                 if rkey in store and _better(store.get(rkey), store.get(key)):
@@ -478,37 +490,35 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             last_acc.update({t: _stopped_accuracy(r) for t, r in recs.items()
                              if t not in alive and usable(r)})
         below = below + 1 if mean_acc < sweep.threshold else 0
+        reached = reached or mean_acc >= sweep.threshold
         if sweep.past_capacity and below >= sweep.past_capacity:
+            where = "past capacity" if reached else "no length reached it"
             sweep.stopped = {"length": length, "reason": (
-                f"{below} lengths in a row below mean accuracy {sweep.threshold}: past "
-                "capacity, with full vectors for the gains")}
+                f"{below} lengths in a row below mean accuracy {sweep.threshold}: {where}, "
+                "with full vectors for the gains (--past-capacity 0 runs the whole grid)")}
             break
         if sweep.stop_below and mean_acc < sweep.stop_below:
             sweep.stopped = {"length": length, "reason": (
                 f"mean best accuracy {mean_acc:.3f} fell below the floor {sweep.stop_below}")}
             break
+    else:
+        if lengths and lengths != sweep.lengths and sweep.sampling == "grid":
+            dropped = next(n for n in sweep.lengths if n not in lengths)
+            sweep.stopped = {"length": dropped, "reason": (
+                f"context of {limit} positions (ran {lengths[-1]}, the longest that fits)")}
     return seconds
-
-
-def usable(rec: dict) -> bool:
-    """A record that is a result: its loss never went NaN/inf."""
-    return not rec.get("numerical_fault")
 
 
 def _climbs(rec: dict, protocol: str) -> bool:
     """Whether a text won this length: lossless (fast), or greedy-exact too (max)."""
     if protocol == "max":
-        return _exact(rec)
+        return is_exact(rec)
     return rec["best_accuracy"] >= 1.0 and usable(rec)
 
 
-def _exact(rec: dict) -> bool:
-    return rec["best_accuracy"] >= 1.0 and rec["greedy_exact"] and usable(rec)
-
-
 def _better(new: dict, old: dict) -> bool:
-    if _exact(new) != _exact(old):
-        return _exact(new)
+    if is_exact(new) != is_exact(old):
+        return is_exact(new)
     return new["best_accuracy"] > old["best_accuracy"]
 
 
@@ -583,7 +593,7 @@ def _lossless_lengths(task: TaskConfig, sweeps: list[Sweep], store: RecordStore,
         for length, keys in s.keys.items():
             for text_id, key in zip(s.ids[length], keys):
                 rec = store.get(key)
-                if _exact(rec):
+                if is_exact(rec):
                     longest[text_id] = max(longest.get(text_id, 0), rec["length"])
     return longest
 

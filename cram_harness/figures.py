@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from cram_harness.metrics import LOSSLESS_THRESHOLD as THRESHOLD
-from cram_harness.metrics import full_vector_gains
+from cram_harness.metrics import full_vector_gains, is_exact, usable
 from cram_harness.outputs import atomic_path
 from cram_harness.runs import Run
 
@@ -124,10 +124,6 @@ def build_capacity_figure(runs: list[Run]) -> Figure:
     return fig
 
 
-def _lossless(rec: dict) -> bool:
-    return bool(rec.get("greedy_exact")) and float(rec.get("best_accuracy", 0.0)) >= 1.0
-
-
 def _info_gain(run: Run, recs: list[dict]) -> tuple[float, str] | None:
     """The model's mean information gain (nats): the results', else over full-vector samples."""
     pairs = [(_either(v, "information_gain"), _val(v, "n_full_vectors") or 1.0)
@@ -143,7 +139,7 @@ def build_ce_figure(runs: list[Run]) -> Figure:
     """Fig. 3/6: per model, the text's CE without [mem] vs with [mem] (total nats)."""
     panels = []
     for run in runs:
-        recs = [r for r in run.samples if all(
+        recs = [r for r in run.samples if usable(r) and all(
             isinstance(r.get(k), int | float) for k in ("base_loss", "min_loss", "num_tokens"))]
         if recs:
             k = min(int(r.get("n_mem", 1)) for r in recs)
@@ -155,7 +151,7 @@ def build_ce_figure(runs: list[Run]) -> Figure:
         # The paper's axes: CE times L without [mem], and the run's lowest CE times L with it
         x = np.array([r["base_loss"] * r["num_tokens"] for r in recs])
         y = np.array([r["min_loss"] * r["num_tokens"] for r in recs])
-        lossless = np.array([_lossless(r) for r in recs])
+        lossless = np.array([is_exact(r) for r in recs])
         data = np.array([str(r.get("dataset", "?")) for r in recs])
         for i, d in enumerate(sorted(set(data))):
             for mask, marker, what in ((~lossless, "o", "not lossless"),
@@ -281,7 +277,7 @@ def build_eq1_figure(runs: list[Run]) -> Figure:
     fig.set_size_inches(13.0, 5.0)
     colors = _colors(runs)
     for index, (label, d, eq1, tg, std, _) in enumerate(pts):  # a colour per point
-        ax.errorbar(eq1, tg, yerr=std, fmt="x" if d == "random" else "o", capsize=3,
+        ax.errorbar(eq1, tg, yerr=std, fmt="x" if d.startswith("random") else "o", capsize=3,
                     color=f"C{index % 10}", label=f"{label} ({d})")
     right = max(p[2] for p in pts) * 1.1
     ax.plot([0, right], [0, right], "k--", lw=1, label="y = x (Eq. 1 fully used)")
@@ -292,8 +288,8 @@ def build_eq1_figure(runs: list[Run]) -> Figure:
            ylabel="token gain (tokens, mean ± std, full vectors)",
            title="Fig. 5: theoretical capacity vs token gain")
     ax.legend(fontsize=7)
-    order = sorted({p[1] for p in pts}, key=lambda d: (d == "random", d))
-    items = [(f"{d} ({'random' if d == 'random' else 'natural'})", lab, u)
+    order = sorted({p[1] for p in pts}, key=lambda d: (d.startswith("random"), d))
+    items = [(f"{d} ({'random' if d.startswith('random') else 'natural'})", lab, u)
              for d in order for lab, dd, _, _, _, u in pts if dd == d]
     _bars(ax2, items, colors, label=lambda v: f"{v:.1%}")
     ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))

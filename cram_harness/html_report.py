@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cram_harness.outputs import write_text_atomic
-from cram_harness.report import COLUMNS, SETTINGS, fmt, table1_rows
+from cram_harness.report import COLUMNS, SETTINGS, fmt, settings_text, table1_rows
 
 if TYPE_CHECKING:
     from cram_harness.runs import Run
@@ -120,17 +120,14 @@ def table_html(runs: list[Run]) -> str:
         return "<p>No task results.</p>"
     # as in the terminal: shared settings in the caption, differing ones under the model
     varying = [k for k in SETTINGS if len({str(r.get(k)) for r in rows}) > 1]
-    shared = " · ".join(f"{k} {rows[0][k]}" for k in SETTINGS
-                        if k not in varying and rows[0].get(k) is not None)
+    shared = settings_text(rows[0], [k for k in SETTINGS if k not in varying])
     columns = [(key, title) for key, title in COLUMNS if key not in SETTINGS]
     head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
     body = ""
     for row in rows:
         cells = [html.escape(fmt(row.get(key))) for key, _ in columns]
         if varying:
-            cells[0] += "<br><small>" + html.escape(" · ".join(
-                f"{k} {row.get(k)}" if k == "lr" else str(row.get(k)) for k in varying)) \
-                + "</small>"
+            cells[0] += f"<br><small>{html.escape(settings_text(row, varying))}</small>"
         body += "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n"
     caption = f"<caption>{html.escape(shared)}</caption>" if shared else ""
     return (f"<table class=\"table1\">{caption}<thead><tr>{head}</tr></thead>\n<tbody>\n"

@@ -105,7 +105,8 @@ def process_results(doc: dict, results: list[str]) -> dict:
         "decoding_capacity": [(rec["length"], rec["best_accuracy"]) for rec in recs],
         "greedy_capacity": [(rec["length"], rec["greedy_accuracy"]) for rec in recs],
         "n_full_vectors": len(full)}
-    out.update({name: [rec[name] for rec in full] for name in FULL_VECTOR_METRICS})
+    for name in FULL_VECTOR_METRICS:  # the mean and the std are aggregated from one list
+        out[name] = out[f"{name}_std"] = [rec[name] for rec in full]
     if recs:
         out["best_accuracy"] = sum(rec["best_accuracy"] for rec in recs) / len(recs)
         out["greedy_exact"] = sum(bool(rec["greedy_exact"]) for rec in recs) / len(recs)
@@ -117,10 +118,8 @@ FULL_VECTOR_METRICS = ("token_gain", "information_gain", "information_gain_bits"
 
 def decoding_capacity(items: list[list[tuple[int, float]]]) -> int | None:
     """The longest length whose mean accuracy over its texts is >= 0.99 (None if none is)."""
-    table: dict[int, list[float]] = defaultdict(list)
-    for doc in items:
-        for length, acc in doc:
-            table[int(length)].append(float(acc))
+    table = metrics.accuracy_table({"length": length, "best_accuracy": acc}
+                                   for doc in items for length, acc in doc)
     return metrics.decoding_capacity(table)
 
 
@@ -128,6 +127,12 @@ def full_vector_mean(items: list[list[float]]) -> float | None:
     """Table 1's mean over every full vector of every document (not a mean of means)."""
     values = [v for doc in items for v in doc]
     return metrics.mean_std(values).mean if values else None
+
+
+def full_vector_std(items: list[list[float]]) -> float | None:
+    """Table 1's sample std over the same pool (None below two vectors)."""
+    std = metrics.mean_std(v for doc in items for v in doc).std
+    return None if std != std else std
 
 
 def count(items: list[int]) -> int:

@@ -90,6 +90,11 @@ def metric_name(name: str, protocol: str) -> str:
     return f"progressive_{name.removeprefix('decoding_')}"
 
 
+def usable(record: Mapping) -> bool:
+    """A record that is a result: its loss never went NaN/inf (it is recorded, never used)."""
+    return not record.get("numerical_fault")
+
+
 def is_exact(record: Mapping) -> bool:
     """Lossless in the strict sense: 100% teacher-forced and greedy decoding gives the text
     back token for token (and the run was a result, not a NaN/inf)."""

@@ -19,6 +19,8 @@ COLUMNS = [
     ("protocol", "protocol"),
     ("precision", "precision"),
     ("lr", "lr"),
+    ("max_steps", "max steps"),
+    ("other", "other settings"),
     ("d_model", "d_model"),
     ("eq1", "Eq. 1"),
     ("capacity", "capacity"),
@@ -33,8 +35,10 @@ FORMATS = ("table", "markdown", "csv", "html")
 # The terminal table keeps to what fits 80 columns; the files carry every column.
 TERMINAL = ("model", "dataset", "protocol", "precision", "lr", "capacity", "greedy_capacity",
             "token_gain", "information_gain", "eq1", "utilization")
-SETTINGS = ("protocol", "precision", "lr")
-PAPER_SETTINGS = {"protocol": "paper", "precision": "fp32", "lr": "0.01"}
+SETTINGS = ("protocol", "precision", "lr", "max_steps", "other")
+# engine settings beyond the paper's, named in a row's settings where they differ from it
+OTHER_SETTINGS = (("min_margin", "margin", 0.0), ("temperature", "temperature", 1.0),
+                  ("subspace", "subspace", 0), ("patience", "patience", 2000))
 MEAN_STD = ("token_gain", "information_gain", "information_gain_bits")
 SHORT = {"capacity": "cap.", "greedy_capacity": "greedy", "token_gain": "token\ngain",
          "information_gain": "info\n(nats)", "utilization": "util."}
@@ -71,6 +75,13 @@ def _metric(task: dict, name: str, protocol: str):
     return task.get(f"{metric_name(name, protocol)},none")
 
 
+def settings_text(row: dict, keys: Iterable[str]) -> str:
+    """Settings as a line: "paper · fp32 · lr 0.03 · 300 steps"."""
+    words = {"protocol": "{}", "precision": "{}", "lr": "lr {}", "max_steps": "{} steps",
+             "other": "{}"}
+    return " · ".join(words[k].format(row[k]) for k in keys if row.get(k) is not None)
+
+
 def precision_label(weights: str | None, compute: str | None) -> str:
     """How a run computed: fp32, bf16 autocast over fp32 weights, or low-precision weights."""
     weights = (weights or "float32").replace("torch.", "")
@@ -83,11 +94,15 @@ def run_settings(res: dict) -> dict:
     """Protocol, precision and lr of a results file: what keeps its rows apart from others'."""
     engine, cfg = res.get("engine") or {}, res.get("config") or {}
     lr = engine.get("lr", cfg.get("lr"))
+    other = ", ".join(f"{name} {engine[key]:g}" for key, name, paper in OTHER_SETTINGS
+                      if isinstance(engine.get(key), int | float) and engine[key] != paper)
     return {"protocol": engine.get("protocol") or cfg.get("protocol") or "paper",
             "precision": precision_label(engine.get("weights")
                                          or res.get("model_info", {}).get("dtype"),
                                          engine.get("dtype")),
-            "lr": None if lr is None else f"{lr:g}"}
+            "lr": None if lr is None else f"{lr:g}",
+            "max_steps": engine.get("max_steps", cfg.get("max_steps")),
+            "other": other or None}
 
 
 def table1_rows(results: list[dict]) -> list[dict]:
@@ -190,8 +205,7 @@ def rich_table(rows: list[dict], title: str = "cram-harness: Table 1"):
     from rich.table import Table
 
     varying = [k for k in SETTINGS if len({str(r.get(k)) for r in rows}) > 1]
-    shared = {k: rows[0].get(k) for k in SETTINGS if rows and k not in varying}
-    caption = " · ".join(f"{k} {v}" for k, v in shared.items() if v is not None)
+    caption = settings_text(rows[0], [k for k in SETTINGS if k not in varying]) if rows else ""
     table = Table(title=title, caption=caption or None, box=box.SIMPLE_HEAD, padding=(0, 1),
                   collapse_padding=True, show_edge=False, pad_edge=False)
     keys = [k for k in TERMINAL if k not in SETTINGS]
@@ -204,7 +218,6 @@ def rich_table(rows: list[dict], title: str = "cram-harness: Table 1"):
     for row in rows:
         cells = [escape(terminal_cell(key, row.get(key))) for key in keys]
         if varying:
-            cells[0] += "\n[dim]" + escape(" · ".join(
-                f"{k} {row.get(k)}" if k == "lr" else str(row.get(k)) for k in varying)) + "[/]"
+            cells[0] += "\n[dim]" + escape(settings_text(row, varying)) + "[/]"
         table.add_row(*cells)
     return table

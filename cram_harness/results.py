@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from cram_harness import metrics
-from cram_harness.metrics import metric_name
+from cram_harness.metrics import metric_name, usable
 from cram_harness.registry import all_tasks
 from cram_harness.task import GroupConfig, TaskConfig
 
@@ -24,21 +24,24 @@ def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int) -> list
     """The records a task reads: every length its dataset's sweep at `n_mem` ran (the paper
     pooled Table 1 over all of them), so tasks sharing a sweep never disagree. A NaN/inf run
     is recorded but never a result."""
-    return [r for sweep in sweeps if task.name in sweep.tasks and sweep.n_mem == n_mem
+    return [_as_read_by(sweep, r) for sweep in sweeps
+            if task.name in sweep.tasks and sweep.n_mem == n_mem
             for keys in sweep.keys.values() for r in map(store.get, keys) if usable(r)]
+
+
+def _as_read_by(sweep: Any, record: dict) -> dict:
+    """A record as the sweep that reads it sees it: records are shared by key between sweeps
+    that crammed the same tokens, but the dataset and sampling are the reader's."""
+    return {**record, "dataset": sweep.dataset, "sampling": sweep.sampling}
 
 
 def carried_records(task: TaskConfig, sweeps: list, n_mem: int) -> list[dict]:
     """Progressive protocols: texts that stopped climbing count at longer lengths with the
     accuracy they stopped at (not lossless)."""
-    return [{"length": length, "best_accuracy": acc, "greedy_accuracy": min(acc, 1.0),
+    return [{"length": length, "best_accuracy": acc, "greedy_accuracy": acc,
              "greedy_exact": False}
             for s in sweeps if task.name in s.tasks and s.n_mem == n_mem
             for length, accs in s.carried.items() for acc in accs]
-
-
-def usable(rec: dict) -> bool:
-    return not rec.get("numerical_fault")
 
 
 def _key(metric: str) -> str:

@@ -61,7 +61,10 @@ def load_runs(results: list[dict]) -> list[Run]:
     for group in by_model.values():
         differ = [k for k in SETTING_KEYS if len({repr(r.setting(k)) for r in group}) > 1]
         for run in group:
-            extra = ", ".join(f"{k}={_text(run.setting(k))}" for k in differ)
+            # a climbing protocol's numbers are never the paper's: their label says so
+            named = differ if run.setting("protocol") in (None, "paper") or "protocol" in differ \
+                else ["protocol", *differ]
+            extra = ", ".join(f"{k}={_text(run.setting(k))}" for k in named)
             run.label = f"{run.model} ({extra})" if extra else run.model
     counts = Counter(run.label for run in runs)
     for i, run in enumerate(runs):

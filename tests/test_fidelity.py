@@ -124,3 +124,22 @@ def test_paper_precision_by_default(tiny_model_dir, tmp_path):
               max_steps=2)
     assert res["engine"]["dtype"] == "fp32" and res["engine"]["weights"] == "float32"
     assert res["engine"]["protocol"] == "paper" and res["engine"]["lr"] == 0.3
+
+
+def test_past_the_context_the_longest_length_that_fits_stands_in():
+    from cram_harness.evaluator import fitting_lengths
+
+    # Pythia-160M's 2048 positions with 32 vectors: the paper ran 2016 tokens
+    assert fitting_lengths([8, 1568, 2048, 2560], 32, 2048) == [8, 1568, 2016]
+    assert fitting_lengths([8, 16], 1, 2048) == [8, 16]
+    assert fitting_lengths([300, 400], 1, 256) == [255]
+    assert fitting_lengths([8, 255, 300], 1, 256) == [8, 255]  # already there: not twice
+
+
+def test_greedy_accuracy_counts_the_text_up_to_the_first_miss(tiny_model_dir, word_corpus,
+                                                              tmp_path):
+    res = run(tiny_model_dir, tmp_path, ["capacity_pg19"], data_files=word_corpus,
+              lengths=(16,), limit=2, max_steps=5, past_capacity=0)
+    for rec in records_of(res):
+        n, miss = rec["num_predicted"], rec["first_mismatch"]
+        assert rec["greedy_accuracy"] == (1.0 if miss is None else miss / n)

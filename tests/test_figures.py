@@ -247,7 +247,7 @@ def test_report_html(tmp_path):
     assert '<table class="table1">' in text
     assert "tiny-&lt;b&gt;" in text and "<b>tiny-<" not in text
     assert re.search(r"<td>tiny-b</td><td>random</td><td>64</td><td>150</td><td>16</td>", text)
-    assert "<caption>protocol paper · precision fp32</caption>" in text
+    assert "<caption>paper · fp32 · 100 steps</caption>" in text
     assert "0.1" in text and "results_2025-01-01T00-00-00.json" in text  # settings section
     assert "http://" not in text and "https://" not in text
     assert not list((tmp_path / "out").glob(".*"))  # no temp files left

@@ -612,12 +612,13 @@ def test_a_length_above_the_context_is_dropped_with_a_warning(tiny_model_dir, bo
     argv[argv.index("4,8")] = "4,300"
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
-    assert "warning: lengths from 300 up are dropped" in flat(err)
+    # past the context, the longest length that fits (255) stands in for the rest
+    assert "warning: lengths are run up to 255, not 300" in flat(err)
     assert "context of 256" in flat(err)
     (results,) = tmp_path.glob("*/results_*.json")
     (sweep,) = json.loads(results.read_text())["sweeps"]
-    assert sweep["samples"] == {"4": 3}
-    assert sweep["stopped"] == {"length": 300, "reason": "context of 256 positions"}
+    assert sweep["samples"] == {"4": 3, "255": 0}  # the books are shorter than that
+    assert sweep["stopped"] == {"length": 255, "reason": "no text is that long"}
 
 
 @pytest.fixture
@@ -634,7 +635,7 @@ def test_every_length_above_the_context_is_a_clear_outcome(every_length_too_long
     code, out, err, out_dir = every_length_too_long
     assert code == 0, err
     assert "context of 256" in flat(err)
-    assert "stopped at 300: context of 256 positions" in flat(out)
+    assert "stopped at 255: no text is that long" in flat(out)
     (results,) = out_dir.glob("*/results_*.json")
     data = json.loads(results.read_text())
     assert data["n-samples"]["capacity_pg19"]["effective"] == 0
@@ -644,7 +645,7 @@ def test_every_length_above_the_context_is_a_clear_outcome(every_length_too_long
 
 def test_context_warning_keeps_its_words(every_length_too_long):
     code, out, err, _ = every_length_too_long
-    assert "300 tokens + 1 [mem] do not fit in the context of 256" in flat(err)
+    assert "1 [mem] + a longer text do not fit in the context of 256" in flat(err)
 
 
 @pytest.mark.parametrize("kind, command", [

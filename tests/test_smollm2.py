@@ -14,7 +14,8 @@ def test_sixteen_novel_tokens_fit_in_one_vector_and_come_back(smollm2, tmp_path)
     from peft import PeftModel
 
     model, tok = smollm2
-    (r,) = cram_harness.cram(model, gutenberg_text(), max_tokens=16, tokenizer=tok)
+    # lr 0.03, not the paper's 1e-2, which takes this text 347 steps instead of 198
+    (r,) = cram_harness.cram(model, gutenberg_text(), max_tokens=16, tokenizer=tok, lr=0.03)
     assert r.num_tokens == 16 and r.best_accuracy == 1.0 and r.converged
     assert r.greedy_exact
     assert r.base_accuracy < 1.0 and r.token_gain > 0 and r.information_gain > 0
