@@ -245,12 +245,15 @@ def decode_adapter(path: str | os.PathLike, model: Any, tokenizer: Any) -> Decod
     """Greedy-decode the text stored in an adapter written by `CramResult.save_adapter`."""
     from cram_harness.peft_format import load_adapter
 
-    memory, info = load_adapter(path, model)
-    if "seed_token_ids" not in info or "num_tokens" not in info:
-        raise CramError(f"{path} has no cram.json with seed_token_ids and num_tokens: it was "
-                        "not written by cram-harness, so there is no text to decode")
+    memory, info = load_adapter(path, model)  # cram.json checked against its schema there
+    if not info:
+        raise CramError(f"{path} has no cram.json (PEFT's own save_pretrained does not copy "
+                        "it): without its seed token and length there is no text to decode")
     seed = torch.tensor([info["seed_token_ids"]], device=model.device)
-    n_new = int(info["num_tokens"]) - seed.shape[1]
+    n_new = info["num_tokens"] - seed.shape[1]
+    if n_new < 1:
+        raise CramError(f"{path}/cram.json: num_tokens {info['num_tokens']} leaves nothing to "
+                        f"decode after {seed.shape[1]} seed token(s): export the adapter again")
     trained_in = "fp32" if info.get("retried_fp32") else info.get("config", {}).get("dtype")
     with compute_precision(model, trained_in or "fp32"):  # decode as the vectors were made
         new = greedy_decode(model, memory[None].to(model.device), seed, n_new)[0].tolist()

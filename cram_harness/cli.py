@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import traceback
@@ -219,8 +220,14 @@ def leaderboard(paths, fmt_name, output) -> None:
         from rich.console import Console
 
         if output:
-            with open(output, "w", encoding="utf-8") as f:
-                Console(file=f, width=160).print(rich_table(rows, "cram-harness leaderboard"))
+            import io
+            from pathlib import Path
+
+            from cram_harness.outputs import write_text_atomic
+
+            buffer = io.StringIO()
+            Console(file=buffer, width=160).print(rich_table(rows, "cram-harness leaderboard"))
+            write_text_atomic(Path(output), buffer.getvalue())
         else:
             Console().print(rich_table(rows, "cram-harness leaderboard"))
         return
@@ -343,6 +350,8 @@ def main(argv: list[str] | None = None) -> None:
         warnings.formatwarning = _one_line_warning  # not Python's file:line and source
 
     def on_signal(signum, frame):
+        if _SIGNALS:  # a second Ctrl-C while the first unwinds: leave now, quietly; every
+            os._exit(130)  # record is a whole line already, a half line is skipped on resume
         _SIGNALS.append(signum)  # kept: a library may swallow the KeyboardInterrupt below
         raise KeyboardInterrupt
 
@@ -351,8 +360,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _run_cli(argv, debug)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if not _SIGNALS:  # after an interruption ours stays: threads may still be joined
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _run_cli(argv: list[str], debug: bool) -> None:

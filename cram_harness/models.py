@@ -18,6 +18,7 @@ import difflib
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import re
 import shutil
@@ -211,9 +212,12 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool,
         return _from_gguf(target, dtype, notify)
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise CramError(f"{path} has no config.json: save the model there with save_pretrained")
-        return _from_pretrained(str(path), dtype, trust_remote_code=trust_remote_code)
+        check_model_dir(path, trust_remote_code)
+        try:
+            return _from_pretrained(str(path), dtype, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CramError(f"{path} is not a causal LM we can load: {_first_line(exc)}") \
+                from exc
     if path.suffix == ".gguf" and path.is_file():
         return _from_gguf(path, dtype, notify)
     close = difflib.get_close_matches(spec, list(aliases), n=1)
@@ -240,6 +244,50 @@ def _quiet(all_of_stderr: bool = False) -> Iterator[None]:
     finally:
         if was_enabled:
             logging.enable_progress_bar()
+
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt")
+# Encoders that transformers also builds with a language-model head: they attend both ways
+# unless configured as decoders, so a "next token" would be read from the text itself.
+ENCODERS = ("bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "electra",
+            "ernie", "bert-generation", "data2vec-text", "xmod", "roc_bert", "rembert",
+            "megatron-bert", "big_bird", "roformer", "nezha")
+
+
+def check_model_dir(path: Path, trust_remote_code: bool = False) -> None:
+    """One line for a directory that holds no causal LM transformers can load: no or a
+    broken config.json, an architecture without a causal-LM head (BERT, T5), one transformers
+    does not know, code of its own without --trust-remote-code, no weights."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config = path / "config.json"
+    if not config.is_file():
+        raise CramError(f"{path} has no config.json: save the model there with save_pretrained")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise CramError(f"{config} is not valid JSON ({_first_line(exc)}): not a model "
+                        "directory we can load") from None
+    if not isinstance(data, dict):
+        raise CramError(f"{config} holds {type(data).__name__}, not a JSON object: not a "
+                        "model directory we can load")
+    kind = data.get("model_type")
+    if "auto_map" in data and not trust_remote_code:
+        raise CramError(f"{path} runs code of its own (auto_map in config.json): pass "
+                        "--trust-remote-code if you trust it, which runs that code")
+    if "auto_map" not in data:
+        if not isinstance(kind, str) or kind not in CONFIG_MAPPING_NAMES:
+            raise CramError(f"{path} is not a causal LM we can load: model_type {kind!r} is "
+                            "not one this transformers knows")
+        encoder = kind in ENCODERS and not data.get("is_decoder")
+        if kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or encoder \
+                or data.get("is_encoder_decoder"):
+            raise CramError(f"{path} is not a causal LM we can load: a {kind} model is no "
+                            "decoder that predicts the next token from the ones before")
+    if not any(p for pattern in WEIGHT_FILES for p in path.glob(pattern)):
+        raise CramError(f"{path} has a config.json but no weights ({', '.join(WEIGHT_FILES)}):"
+                        " save the model there with save_pretrained")
 
 
 def _from_pretrained(source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:

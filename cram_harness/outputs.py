@@ -37,10 +37,10 @@ def model_dir(output: Path, spec: str) -> Path:
 def run_lock(directory: Path, name: str = ".lock") -> Iterator[None]:
     """One run at a time per model directory (per rank, for distributed runs): a second
     one is refused, not interleaved. The holder's pid is kept beside the lock, to name it."""
-    directory.mkdir(parents=True, exist_ok=True)
     owner = directory / f"{name}.owner"
     lock = FileLock(directory / name, blocking=False)
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except Timeout:
         try:
@@ -49,6 +49,10 @@ def run_lock(directory: Path, name: str = ".lock") -> Iterator[None]:
             holder = "another process"
         raise CramError(f"{directory} is in use by another cram-eval run ({holder}): wait "
                         "for it to finish, or pass another --output-path") from None
+    except OSError as exc:  # a file where the model's directory goes, a directory for a lock
+        raise CramError(f"{exc.filename or directory} is in the way of the results in "
+                        f"{directory} ({exc.strerror}): move it, or pass another "
+                        "--output-path") from None
     try:
         owner.write_text(f"pid {os.getpid()}\n")
         yield
@@ -65,7 +69,13 @@ def write_json_atomic(path: Path, data: object) -> None:
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` to write whole; renamed onto `path` on success,
     removed on failure, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(path))
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        raise CramError(f"cannot write {path}: {exc.filename or path.parent} is in the way "
+                        f"({exc.strerror}): choose another place") from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:

@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from cram_harness import schemas
 from cram_harness.errors import CramError
 
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -79,8 +80,12 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
         base_model_name_or_path=base,
         revision=revision,
     )
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _adapter_target(Path(path))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CramError(f"cannot write the adapter to {target}: {exc.strerror} "
+                        f"({exc.filename}): choose another directory") from exc
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         config.save_pretrained(tmp)
@@ -93,6 +98,21 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _adapter_target(target: Path) -> Path:
+    """Where an adapter may be written: a new directory, or an adapter directory to replace
+    whole. Never a file, nor a directory of other things (the current one, say), which the
+    replacing would delete."""
+    resolved = target.resolve()
+    if resolved.is_dir() and any(resolved.iterdir()) and not (resolved / CONFIG_NAME).is_file():
+        where = "the current directory" if resolved == Path.cwd().resolve() else \
+            "a directory of other files"
+        raise CramError(f"{target} is {where}, not an adapter: give a new directory for the "
+                        "adapter (e.g. adapters/NAME), or an adapter directory to replace")
+    if resolved.exists() and not resolved.is_dir():
+        raise CramError(f"{target} is a file: give a new directory for the adapter")
+    return resolved
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -136,6 +156,17 @@ def load_adapter(path: str | os.PathLike, model: Any) -> tuple[torch.Tensor, dic
             f"is {d_model}: load it with the base model it was made for"
         )
     info = _read_json(path / CRAM_NAME) if (path / CRAM_NAME).is_file() else {}
+    if info:  # validated against its schema: an edited file says what is wrong with it
+        wrong = schemas.problem(info, schemas.CRAM_JSON) or (
+            schemas.problem(info["base_model"], schemas.FINGERPRINT) if "base_model" in info
+            else None)
+        if wrong:
+            raise CramError(f"{path / CRAM_NAME} is not a cram-harness adapter's: {wrong} "
+                            "(export the adapter again)")
+        vocab = base_fingerprint(model)["vocab_size"]
+        if any(i >= vocab for i in info["seed_token_ids"]):
+            raise CramError(f"{path / CRAM_NAME}: seed token {max(info['seed_token_ids'])} is "
+                            f"outside this model's vocabulary of {vocab}: not its adapter")
     made_for = info.get("base_model")
     if made_for and made_for != base_fingerprint(model):
         raise CramError(

@@ -18,6 +18,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from cram_harness import schemas
+from cram_harness.errors import CramError
+
 
 def record_key(model: str, text_sha256: str, length: int, n_mem: int, optimizer: dict) -> str:
     blob = json.dumps([model, text_sha256, length, n_mem, optimizer], sort_keys=True)
@@ -90,11 +93,17 @@ class RecordStore:
 
 
 def read_records(path: Path) -> Iterator[dict]:
-    """Yield the whole, valid records of a file; warn about and skip damaged lines."""
+    """Yield the whole, valid records of a file; warn about and skip damaged lines, and lines
+    that are JSON but not a record (an edit, another tool): the sample runs again."""
+    if path.is_dir():
+        raise CramError(f"{path} is a directory, where the records file should be: move it "
+                        "away, or pass another --output-path")
     if not path.is_file():
         return
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
             try:  # a whole record that only lost its newline is still whole
                 rec = json.loads(line)
             except json.JSONDecodeError:
@@ -102,5 +111,9 @@ def read_records(path: Path) -> Iterator[dict]:
                 warnings.warn(f"{path}:{number}: {what} skipped (a run stopped mid-write?)",
                               stacklevel=2)
                 continue
-            if isinstance(rec, dict) and "key" in rec:
-                yield rec
+            wrong = schemas.problem(rec, schemas.RECORD)
+            if wrong:
+                warnings.warn(f"{path}:{number}: not a record ({wrong}), skipped: its sample "
+                              "runs again", stacklevel=2)
+                continue
+            yield rec

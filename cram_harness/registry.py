@@ -14,6 +14,8 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import types
+import typing
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -81,6 +83,10 @@ def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[Tas
             for sub in item.tasks:
                 add(sub, (*seen, name))
         else:
+            try:  # a source option of the wrong type fails here, before any model loads
+                check_source(item.source)
+            except CramError as exc:
+                raise CramError(f"{item.path}: {exc}") from None
             out.setdefault(name, item)
 
     for name in names:
@@ -103,6 +109,13 @@ def model_aliases() -> dict[str, object]:
 def make_source(spec: dict):
     """A data source from its task-YAML mapping, {kind: NAME, option: value, ...}, with
     errors a user can act on instead of TypeErrors."""
+    factory, options = check_source(spec)
+    return factory(**options)
+
+
+def check_source(spec: dict) -> tuple[object, dict]:
+    """(factory, options) of a source mapping whose kind, option names and option types are
+    right; a CramError naming what is not."""
     sources = data_sources()
     kind = str(spec.get("kind"))
     if kind not in sources:
@@ -121,7 +134,38 @@ def make_source(spec: dict):
         if param.default is param.empty and param.kind is param.POSITIONAL_OR_KEYWORD \
                 and name not in options:
             raise CramError(f"data source {kind!r} needs the option {name!r}")
-    return factory(**options)
+    for name, value in options.items():
+        expected = _option_types(factory).get(name)
+        if expected and not _is_a(value, expected):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in expected)
+            raise CramError(f"data source {kind!r}: option {name!r} is {value!r}, expected "
+                            f"{names}")
+    return factory, options
+
+
+def _option_types(factory: object) -> dict[str, tuple[type, ...]]:
+    """A source's option types from its annotations, where they are plain (int, str, ...)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # a plugin's annotations we cannot evaluate: not checked
+        return {}
+    plain = (int, float, str, bool, list, dict, type(None))
+    out = {}
+    for name, hint in hints.items():
+        args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
+            else (hint,)
+        if args and all(a in plain for a in args):
+            out[name] = tuple(args)
+    return out
+
+
+def _is_a(value: object, expected: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, never to a task file
+        return bool in expected
+    if isinstance(value, int) and float in expected:
+        return True
+    return isinstance(value, expected)
 
 
 def data_sources() -> dict[str, object]:

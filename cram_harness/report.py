@@ -7,9 +7,11 @@ import csv
 import html
 import io
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+from cram_harness import schemas
 from cram_harness.errors import CramError
 from cram_harness.metrics import metric_name
 
@@ -58,16 +60,23 @@ def load_results(paths: Iterable[str | Path]) -> list[dict]:
             raise CramError(f"{p} does not exist: give results files or directories")
     if not files:
         raise CramError(f"no results_*.json found in {', '.join(map(str, paths))}")
-    loaded = []
+    loaded, skipped = [], []
     for f in files:
         try:
-            data = json.loads(f.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CramError(f"{f} is not a results file ({exc})") from exc
-        if not isinstance(data, dict) or "results" not in data:
-            raise CramError(f"{f} is not a cram-eval results file (no 'results' key)")
+            data = json.loads(f.read_text(encoding="utf-8"))
+            wrong = schemas.problem(data, schemas.RESULTS)
+        except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+            wrong = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if wrong:  # a file that is not ours is named and skipped; the others still count
+            skipped.append(f"{f}: {wrong}")
+            continue
         data.setdefault("results_file", str(f))
         loaded.append(data)
+    if not loaded:
+        raise CramError(f"{skipped[0]}: not a cram-eval results file"
+                        + (f" (nor the {len(skipped) - 1} others)" if len(skipped) > 1 else ""))
+    for line in skipped:
+        warnings.warn(f"{line}: not a cram-eval results file, skipped", stacklevel=2)
     return loaded
 
 

@@ -102,6 +102,9 @@ def parse_file(path: Path) -> TaskConfig | GroupConfig:
     for key in ("num_samples", "restarts", "num_thetas"):
         if key in opts:
             opts[key] = _positive_ints(path, key, [opts[key]])[0]
+    for key, what, ok in _SCALARS:
+        if key in opts and not ok(opts[key]):
+            raise CramError(f"{path}: key {key!r} is {opts[key]!r}, expected {what}")
     if opts.get("sampling", "grid") not in SAMPLINGS:
         raise CramError(f"{path}: key 'sampling' is {opts['sampling']!r}, expected one of "
                         f"{SAMPLINGS}")
@@ -114,6 +117,18 @@ def parse_file(path: Path) -> TaskConfig | GroupConfig:
                       source=dict(data["source"]),
                       lengths=_positive_ints(path, "lengths", data["lengths"]),
                       path=str(path), **opts)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_SCALARS = (
+    ("threshold", "an accuracy in (0, 1]", lambda v: _number(v) and 0 < v <= 1),
+    ("stop_below", "an accuracy in [0, 1] (0: no floor)", lambda v: _number(v) and 0 <= v <= 1),
+    ("version", "a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    ("description", "a line of text", lambda v: isinstance(v, str)),
+)
 
 
 def _parse_group(path: Path, data: dict) -> GroupConfig:

@@ -104,12 +104,30 @@ def tiny_model_dir(tmp_path_factory):
     return str(path)
 
 
+def record(key: str, **fields) -> dict:
+    """A per-sample record that a record file keeps (its schema's keys, plausible values)."""
+    base = {"key": key, "length": 8, "best_accuracy": 0.5, "base_accuracy": 0.1,
+            "base_loss": 5.0, "best_loss": 2.0, "min_loss": 1.9, "token_gain": 3.2,
+            "information_gain": 24.8, "information_gain_bits": 35.8, "greedy_exact": False,
+            "greedy_accuracy": 0.25, "steps": 10, "num_tokens": 8, "num_predicted": 7}
+    return {**base, **fields}
+
+
 def write_corpus(directory, books: int = 2) -> str:
     """A directory of small .txt books of word sentences (one text each)."""
     directory.mkdir(parents=True, exist_ok=True)
     for i in range(books):
         (directory / f"book{i}.txt").write_text(word_sentences(12, seed=i))
     return str(directory)
+
+
+@pytest.fixture(scope="module")
+def books(tmp_path_factory) -> str:
+    """Three short books: one chunk each, about 54 tokens of the word tokenizer per text."""
+    corpus = tmp_path_factory.mktemp("books")
+    for i in range(3):
+        (corpus / f"book{i}.txt").write_text(word_sentences(12, seed=i))
+    return str(corpus)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from cram_harness.display import Display
 from cram_harness.errors import CramError
 from cram_harness.evaluator import RunSettings, evaluate
 from cram_harness.records import RecordStore, read_records
+from tests.conftest import record
 
 TASKS = ["capacity_pg19", "token_gain_pg19", "info_gain_pg19"]
 
@@ -133,14 +134,14 @@ def test_unknown_names_fail_with_the_closest(word_corpus, tmp_path):
 def test_damaged_record_line_is_skipped_and_the_rest_kept(tmp_path):
     path = tmp_path / "records.jsonl"
     store = RecordStore(path)
-    store.append({"key": "a", "v": 1})
+    store.append(record("a"))
     with open(path, "a") as f:
         f.write('{"key": "b", "v"')  # killed mid-write
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         store = RecordStore(path)
     assert "a" in store and "b" not in store and caught
-    store.append({"key": "c", "v": 3})  # starts on a fresh line
+    store.append(record("c"))  # starts on a fresh line
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert [r["key"] for r in read_records(path)] == ["a", "c"]
@@ -149,7 +150,7 @@ def test_damaged_record_line_is_skipped_and_the_rest_kept(tmp_path):
 def _append_many(path, writer, n):
     store = RecordStore(path)
     for i in range(n):
-        store.append({"key": f"{writer}-{i}", "payload": "x" * 5000})
+        store.append(record(f"{writer}-{i}", payload="x" * 5000))
 
 
 def test_two_writers_never_interleave_records(tmp_path):

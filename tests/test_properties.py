@@ -19,6 +19,7 @@ from cram_harness import metrics
 from cram_harness.data import _ABBREVIATIONS, chunk_sentences, split_sentences, strip_gutenberg
 from cram_harness.outputs import write_text_atomic
 from cram_harness.records import RecordStore, read_records, record_key
+from tests.conftest import record as a_record
 
 # No example database: nothing is written into the checkout.
 PROPERTY = settings(max_examples=75, deadline=None, database=None)
@@ -253,7 +254,7 @@ def _keys_on_disk(path: Path) -> list[str]:
 def _cut_and_resume(payloads_: list[dict], cut_of) -> list[str]:
     """Append records, cut the last one's line (a kill mid-write), reopen the store as a rerun
     does, append the cut record again if the store lost it; the keys then on disk."""
-    records = [{**p, "key": f"k{i}"} for i, p in enumerate(payloads_)]
+    records = [a_record(f"k{i}", **p) for i, p in enumerate(payloads_)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "records.jsonl"
         store = RecordStore(path)

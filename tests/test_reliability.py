@@ -55,15 +55,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def books(tmp_path_factory) -> str:
-    """Three short books: one chunk each, about 54 tokens of the word tokenizer per text."""
-    corpus = tmp_path_factory.mktemp("books")
-    for i in range(3):
-        (corpus / f"book{i}.txt").write_text(word_sentences(12, seed=i))
-    return str(corpus)
-
-
 def env(**extra: str) -> dict:
     return {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "HF_HUB_OFFLINE": "1", **extra}
@@ -739,7 +730,7 @@ ADAPTERS = [
     ("pickle-weights", _pickle_bin, "only pickle files (adapter_model.bin), which are never"),
     ("pickle-named-safetensors", _pickle_named_safetensors, "is damaged"),
     ("config-not-json", _config_not_json, "is not valid JSON"),
-    ("foreign-prompt-tuning-adapter", _not_from_cram_harness, "was not written by cram-harness"),
+    ("foreign-prompt-tuning-adapter", _not_from_cram_harness, "has no cram.json"),
     ("missing-directory", _gone, "does not exist"),
 ]
 
@@ -779,7 +770,7 @@ def test_results_files_are_read_as_json_only(command, tmp_path, capsys):
     evil.write_bytes(pickle.dumps(WritesAMarker(marker)))
     argv = [a.format(file=evil, dir=tmp_path / "results") for a in command]
     code, out, err = run_cli(argv, capsys)
-    assert_one_error_line(code, err, "is not a results file")
+    assert_one_error_line(code, err, "not a cram-eval results file")
     assert not marker.exists()
 
 
