@@ -20,9 +20,9 @@ from common import DATA, print_header
 from rich.console import Console
 from rich.table import Table
 
-from cram_harness.evaluator import RunSettings, evaluate
+from cram_harness.harness.evaluator import RunSettings, evaluate
+from cram_harness.harness.records import read_records
 from cram_harness.metrics import metric_name
-from cram_harness.records import read_records
 
 
 def tokens_per_vector(records: list[dict]) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """python benchmarks/bench_engine.py [--steps 20] [--batch-sizes 1,4,8] [--lengths 16,64]
 
-Throughput of the cramming engine (`cram_harness.cramming.cram_batch`) on a real model
+Throughput of the cramming engine (`cram_harness.engine.loop.cram_batch`) on a real model
 (SmolLM2-135M by default) for several batch sizes and text lengths, in one run.
 
 Each (length, batch size) runs the engine for a fixed number of steps on B different passages
@@ -25,9 +25,9 @@ from common import DATA, environment, print_header
 from rich.console import Console
 from rich.table import Table
 
-from cram_harness.cramming import CramConfig, cram_batch
-from cram_harness.models import load_model
-from cram_harness.tokens import encode_text
+from cram_harness.engine.loop import CramConfig, cram_batch
+from cram_harness.models.load import load_model
+from cram_harness.models.tokens import encode_text
 
 WARMUP = 2
 HEADER_CHARS = 20_000  # skip Project Gutenberg's header (roughly)

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cram_harness.api import cram
-from cram_harness.models import load_model
+from cram_harness.models.load import load_model
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ from pathlib import Path
 from common import cpu_model, print_header
 from rich.console import Console
 
-from cram_harness.evaluator import RunSettings, evaluate
+from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.metrics import is_full, mean_std
-from cram_harness.report import load_results, render, rich_table, table1_rows
-from cram_harness.runs import read_samples
+from cram_harness.reporting.runs import read_samples
+from cram_harness.reporting.tables import load_results, render, rich_table, table1_rows
 
 KINDS = ("capacity", "token_gain", "info_gain")
 

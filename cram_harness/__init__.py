@@ -10,15 +10,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_model": "cram_harness.models",
+    "load_model": "cram_harness.models.load",
     "cram": "cram_harness.api",
     "CramResult": "cram_harness.api",
-    "CramConfig": "cram_harness.cramming",
-    "cram_batch": "cram_harness.cramming",
-    "MemPrefix": "cram_harness.adapter",
-    "save_adapter": "cram_harness.peft_format",
-    "load_adapter": "cram_harness.peft_format",
-    "push_adapter": "cram_harness.peft_format",
+    "CramConfig": "cram_harness.engine.loop",
+    "cram_batch": "cram_harness.engine.loop",
+    "MemPrefix": "cram_harness.engine.adapter",
+    "save_adapter": "cram_harness.integrations.peft",
+    "load_adapter": "cram_harness.integrations.peft",
+    "push_adapter": "cram_harness.integrations.peft",
     "CramError": "cram_harness.errors",
 }
 

@@ -13,19 +13,19 @@ from typing import Any
 import torch
 
 from cram_harness import metrics
-from cram_harness.adapter import (
+from cram_harness.engine.adapter import (
     compute_precision,
     greedy_decode,
     pad_right,
     text_logits,
     token_stats,
 )
-from cram_harness.batching import auto_batch_size
-from cram_harness.cramming import CramConfig, StepInfo, cram_batch
+from cram_harness.engine.batching import auto_batch_size
+from cram_harness.engine.loop import CramConfig, StepInfo, cram_batch
 from cram_harness.errors import CramError
-from cram_harness.models import load_model
-from cram_harness.peft_format import save_adapter
-from cram_harness.tokens import check_fits, encode_text
+from cram_harness.integrations.peft import save_adapter
+from cram_harness.models.load import load_model
+from cram_harness.models.tokens import check_fits, encode_text
 
 
 @dataclass
@@ -243,12 +243,13 @@ class Decoded:
 
 def decode_adapter(path: str | os.PathLike, model: Any, tokenizer: Any) -> Decoded:
     """Greedy-decode the text stored in an adapter written by `CramResult.save_adapter`."""
-    from cram_harness.peft_format import load_adapter
+    from cram_harness.integrations.peft import load_adapter
 
     memory, info = load_adapter(path, model)  # cram.json checked against its schema there
-    if not info:
-        raise CramError(f"{path} has no cram.json (PEFT's own save_pretrained does not copy "
-                        "it): without its seed token and length there is no text to decode")
+    if "seed_token_ids" not in info or "num_tokens" not in info:
+        raise CramError(f"{path} has no cram.json with seed_token_ids and num_tokens (PEFT's "
+                        "own save_pretrained does not copy it): without its seed token and "
+                        "length there is no text to decode")
     seed = torch.tensor([info["seed_token_ids"]], device=model.device)
     n_new = info["num_tokens"] - seed.shape[1]
     if n_new < 1:

@@ -44,7 +44,7 @@ class DefaultRunGroup(click.Group):
     takes lm-eval's spellings of its options (lm_eval_spellings.py)."""
 
     def parse_args(self, ctx, args):
-        from cram_harness.lm_eval_spellings import normalize
+        from cram_harness.integrations.lm_eval.spellings import normalize
 
         if args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version"):
             args = ["run", *args]
@@ -137,11 +137,11 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, batch_size, devic
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
 
-    from cram_harness import lm_eval_spellings as lm_eval
-    from cram_harness.display import RichDisplay
-    from cram_harness.evaluator import RunSettings, evaluate
-    from cram_harness.report import rich_table, table1_rows
-    from cram_harness.sinks import Sinks
+    from cram_harness.harness.evaluator import RunSettings, evaluate
+    from cram_harness.integrations.lm_eval import spellings as lm_eval
+    from cram_harness.integrations.sinks import Sinks
+    from cram_harness.reporting.console import RichDisplay
+    from cram_harness.reporting.tables import rich_table, table1_rows
 
     models, given = lm_eval.model_args(models, model_args)
     device, dtype = given.get("device", device), given.get("dtype", dtype)
@@ -186,15 +186,15 @@ def ls(what: str, include_path) -> None:
     """List registered tasks (and groups), model aliases, or data sources.
 
     WHAT is one of tasks, models, data."""
-    from cram_harness.registry import all_tasks, data_sources, model_aliases
-    from cram_harness.task import GroupConfig
+    from cram_harness.harness.registry import all_tasks, data_sources, model_aliases
+    from cram_harness.harness.tasks import GroupConfig
 
     if what == "tasks":
         for name, item in sorted(all_tasks(include_path).items()):
             kind = "group" if isinstance(item, GroupConfig) else item.kind
             click.echo(f"{name:28} {kind:12} {item.description}")
     elif what == "models":
-        from cram_harness.models import CHECKPOINTS
+        from cram_harness.models.load import CHECKPOINTS
 
         for name in sorted(model_aliases()):
             click.echo(f"{name:16} {CHECKPOINTS.get(name, '')}".rstrip())
@@ -212,8 +212,8 @@ def ls(what: str, include_path) -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to this file.")
 def leaderboard(paths, fmt_name, output) -> None:
     """Rank models from results files or directories (PATHS, searched recursively)."""
-    from cram_harness.outputs import write_text_atomic
-    from cram_harness.report import load_results, render, rich_table, table1_rows
+    from cram_harness.reporting.tables import load_results, render, rich_table, table1_rows
+    from cram_harness.results.files import write_text_atomic
 
     rows = table1_rows(load_results(paths))
     if fmt_name == "table":
@@ -223,7 +223,7 @@ def leaderboard(paths, fmt_name, output) -> None:
             import io
             from pathlib import Path
 
-            from cram_harness.outputs import write_text_atomic
+            from cram_harness.results.files import write_text_atomic
 
             buffer = io.StringIO()
             Console(file=buffer, width=160).print(rich_table(rows, "cram-harness leaderboard"))
@@ -251,8 +251,8 @@ def report(paths, output, formats) -> None:
     directories (searched recursively)."""
     from pathlib import Path
 
-    from cram_harness.html_report import write_report
-    from cram_harness.report import load_results
+    from cram_harness.reporting.html import write_report
+    from cram_harness.reporting.tables import load_results
 
     page = write_report(load_results(paths), Path(output), formats=tuple(formats))
     click.echo(f"report: {page}")
@@ -282,7 +282,7 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
     from cram_harness.api import cram
     from cram_harness.data import read_text_file
-    from cram_harness.models import load_model, resolve_autocast
+    from cram_harness.models.load import load_model, resolve_autocast
 
     text = sys.stdin.read() if text_path == "-" else read_text_file(text_path)
     options = {k: v for k, v in dict(max_steps=max_steps, lr=lr, min_margin=min_margin).items()
@@ -296,7 +296,7 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
                f"{result.best_accuracy:.3f}, greedy exact: {result.greedy_exact}, "
                f"{result.steps} steps")
     if push_to:
-        from cram_harness.peft_format import push_adapter
+        from cram_harness.integrations.peft import push_adapter
 
         click.echo(f"pushed to {push_adapter(path, push_to, private=private)}")
 
@@ -310,7 +310,7 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
 def decode(adapter, model, device, dtype) -> None:
     """Print the text of an adapter by greedy decoding; exit 1 if it does not match."""
     from cram_harness.api import decode_adapter
-    from cram_harness.models import load_model
+    from cram_harness.models.load import load_model
 
     loaded, tokenizer = load_model(model, device=device, dtype=dtype)
     decoded = decode_adapter(adapter, loaded, tokenizer)
@@ -326,7 +326,7 @@ def show(path: str) -> None:
     """Print one results file again."""
     from rich.console import Console
 
-    from cram_harness.report import load_results, rich_table, table1_rows
+    from cram_harness.reporting.tables import load_results, rich_table, table1_rows
 
     res = load_results([path])[-1]  # in a directory: the newest results file
     console = Console()

@@ -51,8 +51,9 @@ FINGERPRINT = (Key("model_type", "a name", _str), Key("d_model", "a whole number
                Key("num_layers", "a whole number", _int(), required=False))
 
 CRAM_JSON = (
-    Key("seed_token_ids", "a non-empty list of token ids", _token_ids),
-    Key("num_tokens", "a whole number >= 2 (seed included)", _int(2)),
+    # what decoding needs: an adapter made to prefix other tasks (lm-eval's) may lack them
+    Key("seed_token_ids", "a non-empty list of token ids", _token_ids, required=False),
+    Key("num_tokens", "a whole number >= 2 (seed included)", _int(2), required=False),
     Key("num_new_tokens", "a whole number >= 1", _int(1), required=False),
     Key("text_sha256", "a hex digest", _str, required=False),
     Key("model_spec", "a model spec", lambda v: isinstance(v, str), required=False),

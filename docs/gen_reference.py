@@ -115,8 +115,8 @@ def _source(spec: dict) -> str:
 
 def task_list() -> str:
     """Markdown tables of the registry's groups and tasks (built-in and installed plugins)."""
-    from cram_harness.registry import all_tasks
-    from cram_harness.task import GroupConfig
+    from cram_harness.harness.registry import all_tasks
+    from cram_harness.harness.tasks import GroupConfig
 
     items = all_tasks()
     groups = {n: g for n, g in sorted(items.items()) if isinstance(g, GroupConfig)}
@@ -178,7 +178,7 @@ def _signature(factory) -> str:
 
 
 def data_sources() -> str:
-    from cram_harness.registry import data_sources as registered
+    from cram_harness.harness.registry import data_sources as registered
 
     parts = ["| `kind` | options (defaults) | description |", "|---|---|---|"]
     for name, factory in sorted(registered().items()):
@@ -189,8 +189,8 @@ def data_sources() -> str:
 
 
 def model_aliases() -> str:
-    from cram_harness.models import ALIASES
-    from cram_harness.registry import model_aliases as registered
+    from cram_harness.harness.registry import model_aliases as registered
+    from cram_harness.models.load import ALIASES
 
     parts = ["| alias | from |", "|---|---|"]
     for name in sorted(registered()):
@@ -223,7 +223,7 @@ ENGINE_OPTIONS = {
 def engine_defaults() -> str:
     from dataclasses import fields
 
-    from cram_harness.cramming import CramConfig
+    from cram_harness.engine.loop import CramConfig
 
     parts = ["| option | default | meaning |", "|---|---|---|"]
     for f in fields(CramConfig):

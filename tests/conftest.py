@@ -150,7 +150,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def smollm2():
     """The real SmolLM2-135M (slow: ~20 s the first time, a few seconds from the cache)."""
-    from cram_harness.models import load_model
+    from cram_harness.models.load import load_model
 
     return load_model("smollm2-135m", device="cpu")
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cram_harness.adapter import (
+from cram_harness.engine.adapter import (
     MemPrefix,
     greedy_decode,
     init_memory,

@@ -3,7 +3,7 @@ import pytest
 import cram_harness
 from cram_harness import metrics
 from cram_harness.errors import CramError
-from cram_harness.tokens import adds_bos, encode_text
+from cram_harness.models.tokens import adds_bos, encode_text
 from tests.conftest import make_tiny_model, make_word_tokenizer, word_text
 
 

@@ -145,7 +145,7 @@ def test_something_in_the_way_of_the_results_is_one_line(in_the_way, tiny_model_
 
 
 def _slug(spec: str) -> str:
-    from cram_harness.outputs import model_dir
+    from cram_harness.results.files import model_dir
 
     return model_dir(Path("."), spec).name
 
@@ -210,7 +210,7 @@ def test_a_task_file_of_the_wrong_types_fails_before_the_model_loads(key, value,
     fields = {"task": "mine", "kind": "capacity", "dataset": "mine", "lengths": "[8]",
               "source": "{kind: random}", key: value}
     (tmp_path / "mine.yaml").write_text("".join(f"{k}: {v}\n" for k, v in fields.items()))
-    import cram_harness.models as models
+    import cram_harness.models.load as models
 
     monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
     code, _, err = run_cli(["--model", "smollm2-135m", "--tasks", "mine", "--include-path",
@@ -303,7 +303,7 @@ def test_any_edit_of_cram_json_decodes_or_is_one_line(exported):
 
 
 def test_any_edit_of_a_results_file_reads_and_tabulates_or_is_one_line(tmp_path):
-    from cram_harness.report import load_results, render, rich_table, table1_rows
+    from cram_harness.reporting.tables import load_results, render, rich_table, table1_rows
 
     original = json.loads(write_results(tmp_path / "orig.json").read_text())
     path = tmp_path / "r" / "results_2026-01-01T00-00-00.json"
@@ -326,8 +326,8 @@ def test_any_edit_of_a_results_file_reads_and_tabulates_or_is_one_line(tmp_path)
 def test_any_edit_of_a_task_file_parses_or_is_one_line(tmp_path):
     import yaml
 
-    from cram_harness.registry import check_source
-    from cram_harness.task import TaskConfig, parse_file
+    from cram_harness.harness.registry import check_source
+    from cram_harness.harness.tasks import TaskConfig, parse_file
 
     original = {"task": "mine", "kind": "capacity", "dataset": "mine", "lengths": [8, 16],
                 "source": {"kind": "random", "num_words": 50}, "num_samples": 4,
@@ -352,7 +352,7 @@ def test_any_edit_of_a_task_file_parses_or_is_one_line(tmp_path):
 def test_any_edit_of_a_record_line_is_read_or_skipped(tmp_path):
     import warnings
 
-    from cram_harness.records import read_records
+    from cram_harness.harness.records import read_records
 
     path = tmp_path / "records.jsonl"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from cram_harness import registry
 from cram_harness.data import (
     SOURCES,
     DataSource,
@@ -24,6 +23,7 @@ from cram_harness.data import (
     strip_gutenberg,
 )
 from cram_harness.errors import CramError
+from cram_harness.harness import registry
 
 GUTENBERG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gutenberg"
 NOVELS = sorted(GUTENBERG.glob("*.txt"))

@@ -190,8 +190,8 @@ def test_generated_reference_covers_the_code():
     from dataclasses import fields
 
     from cram_harness.cli import cli
-    from cram_harness.cramming import CramConfig
-    from cram_harness.registry import all_tasks, data_sources
+    from cram_harness.engine.loop import CramConfig
+    from cram_harness.harness.registry import all_tasks, data_sources
 
     gen = _gen_reference()
     reference = gen.cli_reference()

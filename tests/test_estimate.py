@@ -4,8 +4,8 @@ longest decodable prefix from its own CE without [mem]."""
 import pytest
 import torch
 
-from cram_harness.estimate import cumulative_cross_entropy, predicted_length
-from cram_harness.evaluator import RunSettings, evaluate
+from cram_harness.engine.estimate import cumulative_cross_entropy, predicted_length
+from cram_harness.harness.evaluator import RunSettings, evaluate
 from tests.conftest import make_tiny_model
 
 

@@ -5,10 +5,10 @@ import warnings
 import pytest
 
 from cram_harness import api
-from cram_harness.display import Display
 from cram_harness.errors import CramError
-from cram_harness.evaluator import RunSettings, evaluate
-from cram_harness.records import RecordStore, read_records
+from cram_harness.harness.evaluator import RunSettings, evaluate
+from cram_harness.harness.records import RecordStore, read_records
+from cram_harness.reporting.console import Display
 from tests.conftest import record
 
 TASKS = ["capacity_pg19", "token_gain_pg19", "info_gain_pg19"]

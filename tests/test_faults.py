@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import cram_harness
-from cram_harness import cramming
+from cram_harness.engine import loop as cramming
 from cram_harness.errors import CramError
-from cram_harness.evaluator import RunSettings, evaluate
-from cram_harness.outputs import model_dir, run_lock
+from cram_harness.harness.evaluator import RunSettings, evaluate
+from cram_harness.results.files import model_dir, run_lock
 from tests.conftest import make_tiny_model, make_word_tokenizer
 
 TEXTS = ["she was at the door", "the little man said to her"]

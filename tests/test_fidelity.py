@@ -7,7 +7,7 @@ import math
 import pytest
 
 from cram_harness import metrics
-from cram_harness.evaluator import RunSettings, drawn_length, evaluate
+from cram_harness.harness.evaluator import RunSettings, drawn_length, evaluate
 from tests.test_evaluator import records_of
 
 
@@ -114,7 +114,7 @@ def test_capacity_and_mem_scaling_agree_in_one_file(tiny_model_dir, word_corpus,
 
 
 def test_paper_precision_by_default(tiny_model_dir, tmp_path):
-    from cram_harness.models import load_model, resolve_autocast
+    from cram_harness.models.load import load_model, resolve_autocast
 
     model, _ = load_model(tiny_model_dir, device="cpu")
     assert str(model.dtype) == "torch.float32"  # --dtype auto: the paper's fp32 weights
@@ -127,7 +127,7 @@ def test_paper_precision_by_default(tiny_model_dir, tmp_path):
 
 
 def test_past_the_context_the_longest_length_that_fits_stands_in():
-    from cram_harness.evaluator import fitting_lengths
+    from cram_harness.harness.evaluator import fitting_lengths
 
     # Pythia-160M's 2048 positions with 32 vectors: the paper ran 2016 tokens
     assert fitting_lengths([8, 1568, 2048, 2560], 32, 2048) == [8, 1568, 2016]

@@ -13,11 +13,11 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from cram_harness import figures  # noqa: E402
-from cram_harness.figures import Skip, make_figures  # noqa: E402
-from cram_harness.html_report import write_report  # noqa: E402
-from cram_harness.report import load_results  # noqa: E402
-from cram_harness.runs import load_runs  # noqa: E402
+from cram_harness.reporting import figures  # noqa: E402
+from cram_harness.reporting.figures import Skip, make_figures  # noqa: E402
+from cram_harness.reporting.html import write_report  # noqa: E402
+from cram_harness.reporting.runs import load_runs  # noqa: E402
+from cram_harness.reporting.tables import load_results  # noqa: E402
 
 LENGTHS = (8, 16, 32)
 
@@ -261,7 +261,7 @@ def test_report_lists_skipped_figures(tmp_path):
 
 
 def test_html_report_import_does_not_load_matplotlib():
-    code = "import sys, cram_harness.html_report; assert 'matplotlib' not in sys.modules"
+    code = "import sys, cram_harness.reporting.html; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

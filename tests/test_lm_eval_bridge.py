@@ -27,7 +27,7 @@ metric_list:
 
 def run_cli(*args, timeout=600):
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "cram_harness.lm_eval_cli", *args],
+    return subprocess.run([sys.executable, "-m", "cram_harness.integrations.lm_eval.cli", *args],
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -38,7 +38,7 @@ def only_results(out_dir):
 
 @pytest.mark.parametrize("explicit_include", [False, True])
 def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
-    from cram_harness.lm_eval_bridge import task_dir
+    from cram_harness.integrations.lm_eval.bridge import task_dir
 
     extra = ["--include_path", str(task_dir())] if explicit_include else []
     proc = run_cli("--model", "cram", "--model_args",
@@ -69,7 +69,7 @@ def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from cram_harness.lm_eval_bridge import task_dir
+    from cram_harness.integrations.lm_eval.bridge import task_dir
 
     out = lm_eval.simple_evaluate(
         model="cram", model_args=f"pretrained={tiny_model_dir},max_steps=8,lr=0.3",
@@ -103,7 +103,7 @@ def _corpus_file(model_dir):
 
 
 def _adapter(tmp_path, model, k=2):
-    from cram_harness.peft_format import save_adapter
+    from cram_harness.integrations.peft import save_adapter
 
     gen = torch.Generator().manual_seed(0)
     mem = torch.randn(k, 64, generator=gen)
@@ -124,8 +124,8 @@ def _ll_task(tmp_path):
 
 
 def _expected_loglikelihoods(model_dir, docs, mem):
-    from cram_harness.adapter import text_logits
-    from cram_harness.models import load_model
+    from cram_harness.engine.adapter import text_logits
+    from cram_harness.models.load import load_model
 
     model, tok = load_model(model_dir, device="cpu")
     out = []
@@ -144,8 +144,8 @@ def test_adapter_changes_loglikelihoods_as_our_forward_says(tiny_model_dir, tmp_
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    import cram_harness.lm_eval_bridge  # noqa: F401  (registers `cram`)
-    from cram_harness.models import load_model
+    import cram_harness.integrations.lm_eval.bridge  # noqa: F401  (registers `cram`)
+    from cram_harness.models.load import load_model
 
     model, _ = load_model(tiny_model_dir, device="cpu")
     mem, adapter = _adapter(tmp_path, model)
@@ -209,7 +209,7 @@ def test_generation_tasks_decode_a_crammed_text_through_peft(tiny_model_dir, tmp
 
 
 def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
-    from cram_harness.lm_eval_bridge import CramLM
+    from cram_harness.integrations.lm_eval.bridge import CramLM
 
     _, adapter = _adapter(tmp_path, make_tiny_model("llama"))
     with pytest.raises(CramError, match="made for another base model"):
@@ -217,7 +217,7 @@ def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_version_range_is_checked():
-    from cram_harness.lm_eval_bridge import check_lm_eval_version
+    from cram_harness.integrations.lm_eval.bridge import check_lm_eval_version
 
     check_lm_eval_version("0.4.11")
     for bad in ("0.4.10", "0.5.0"):
@@ -228,7 +228,7 @@ def test_version_range_is_checked():
 def test_our_model_does_not_hide_lm_evals_own():
     from lm_eval.api.registry import get_model
 
-    import cram_harness.lm_eval_bridge  # noqa: F401
+    import cram_harness.integrations.lm_eval.bridge  # noqa: F401
 
     assert get_model("cram").__name__ == "CramLM"
     assert get_model("hf").__name__ == "HFLM"
@@ -242,8 +242,8 @@ def test_smollm2_alias_with_a_mem_prefix_in_lm_eval(tmp_path):
     from lm_eval.tasks import TaskManager
 
     import cram_harness
-    from cram_harness.adapter import text_logits
-    from cram_harness.lm_eval_bridge import CramLM
+    from cram_harness.engine.adapter import text_logits
+    from cram_harness.integrations.lm_eval.bridge import CramLM
 
     model, tok = cram_harness.load_model("smollm2-135m", device="cpu")
     (result,) = cram_harness.cram(model, "It was a dark and stormy night", tokenizer=tok,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cram_harness import lm_eval_spellings as spell
 from cram_harness.errors import CramError
-from cram_harness.models import hub_spec
+from cram_harness.integrations.lm_eval import spellings as spell
+from cram_harness.models.load import hub_spec
 
 
 def test_underscores_space_separated_tasks_and_log_samples():

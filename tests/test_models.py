@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cram_harness.errors import CramError
-from cram_harness.models import cache_dir, load_model, resolve_dtype
+from cram_harness.models.load import cache_dir, load_model, resolve_dtype
 from tests.conftest import make_tiny_model, make_word_tokenizer
 
 

@@ -6,7 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from cram_harness.registry import all_tasks
+from cram_harness.harness.registry import all_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,6 @@ def test_wheel_ships_the_task_yaml(tmp_path):
 
 def test_cli_help_does_not_import_torch():
     code = ("import sys; from cram_harness.cli import cli; "
-            "from cram_harness import registry; registry.all_tasks(); "
+            "from cram_harness.harness import registry; registry.all_tasks(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 import cram_harness
 from cram_harness.errors import CramError
-from cram_harness.peft_format import load_adapter
+from cram_harness.integrations.peft import load_adapter
 from tests.conftest import make_tiny_model, make_word_tokenizer
 
 
@@ -85,7 +85,7 @@ def test_auto_peft_model_loads_a_hub_style_adapter(tmp_path):
 
 
 def test_a_hub_spec_writes_the_hub_id_and_revision(crammed, tmp_path):
-    from cram_harness.peft_format import base_model_source
+    from cram_harness.integrations.peft import base_model_source
 
     model, _, result = crammed
     model.cram_spec = "hf:org/tiny@v1"
@@ -99,7 +99,7 @@ def test_a_hub_spec_writes_the_hub_id_and_revision(crammed, tmp_path):
 
 
 def test_pushing_offline_says_so_in_one_line(crammed, tmp_path, monkeypatch):
-    from cram_harness.peft_format import push_adapter
+    from cram_harness.integrations.peft import push_adapter
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _, _, result = crammed

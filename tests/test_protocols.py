@@ -2,7 +2,7 @@
 
 import pytest
 
-from cram_harness.evaluator import RETRY_SEED_OFFSET, RunSettings, evaluate
+from cram_harness.harness.evaluator import RETRY_SEED_OFFSET, RunSettings, evaluate
 from tests.conftest import write_corpus
 
 GRID = (2, 3, 4, 6, 8)
@@ -45,7 +45,7 @@ def test_fast_stops_running_a_text_once_it_fails(tiny_model_dir, word_corpus, tm
 def test_max_climbs_only_while_greedy_decoding_is_exact(tiny_model_dir, word_corpus, tmp_path):
     from pathlib import Path
 
-    from cram_harness.records import read_records
+    from cram_harness.harness.records import read_records
 
     res = run(tiny_model_dir, word_corpus, tmp_path, "max")
     assert res["config"]["protocol"] == "max"
@@ -83,9 +83,9 @@ def exact(rec):
 
 
 def test_max_sets_the_lr_from_the_embeddings_unless_given(tiny_model_dir):
-    from cram_harness.adapter import init_std
-    from cram_harness.evaluator import MAX_LR_PER_EMBEDDING_STD, RunSettings
-    from cram_harness.models import load_model
+    from cram_harness.engine.adapter import init_std
+    from cram_harness.harness.evaluator import MAX_LR_PER_EMBEDDING_STD, RunSettings
+    from cram_harness.models.load import load_model
 
     model, _ = load_model(tiny_model_dir, device="cpu")
     scaled = RunSettings(protocol="max").engine_options(1, model)
@@ -95,7 +95,7 @@ def test_max_sets_the_lr_from_the_embeddings_unless_given(tiny_model_dir):
 
 
 def test_a_text_that_stops_climbing_carries_what_greedy_decoding_got_right():
-    from cram_harness.evaluator import _stopped_accuracy
+    from cram_harness.harness.evaluator import _stopped_accuracy
 
     missed = {"best_accuracy": 1.0, "greedy_exact": False, "first_mismatch": 3,
               "num_predicted": 6}

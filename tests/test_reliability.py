@@ -29,9 +29,9 @@ import torch
 
 from cram_harness import cli
 from cram_harness.errors import CramError
-from cram_harness.evaluator import RunSettings
-from cram_harness.outputs import write_json_atomic
-from cram_harness.records import RecordStore
+from cram_harness.harness.evaluator import RunSettings
+from cram_harness.harness.records import RecordStore
+from cram_harness.results.files import write_json_atomic
 from tests.conftest import word_sentences
 
 # The run every interruption test repeats: 3 texts x lengths 4, 8 = 6 samples, one at a time.
@@ -67,7 +67,8 @@ def env(**extra: str) -> dict:
 SELF_SIGNAL = r"""
 import os, signal, sys, types
 from pathlib import Path
-from cram_harness import outputs, records
+from cram_harness.harness import records
+from cram_harness.results import files as outputs
 
 where, sig = os.environ["CRAM_TEST_AT"], getattr(signal, os.environ["CRAM_TEST_SIGNAL"])
 
@@ -531,7 +532,7 @@ def test_bad_input_before_the_model_is_one_line(build, message, tmp_path, capsys
     def never_load(*args, **kwargs):
         raise AssertionError("a model was loaded for a run that cannot succeed")
 
-    monkeypatch.setattr("cram_harness.models.load_model", never_load)
+    monkeypatch.setattr("cram_harness.models.load.load_model", never_load)
     argv = run_args(tmp_path, "no-model-is-loaded", build(tmp_path))
     code, out, err = run_cli(argv, capsys)
     assert_one_error_line(code, err, message)
@@ -684,7 +685,7 @@ class WritesAMarker:
 @pytest.fixture(scope="module")
 def adapter(tiny_model_dir, tmp_path_factory) -> Path:
     import cram_harness
-    from cram_harness.models import load_model
+    from cram_harness.models.load import load_model
 
     model, tok = load_model(tiny_model_dir, device="cpu")
     (result,) = cram_harness.cram(model, "she was at the", tokenizer=tok, lr=0.3, max_steps=2)
@@ -730,7 +731,7 @@ ADAPTERS = [
     ("pickle-weights", _pickle_bin, "only pickle files (adapter_model.bin), which are never"),
     ("pickle-named-safetensors", _pickle_named_safetensors, "is damaged"),
     ("config-not-json", _config_not_json, "is not valid JSON"),
-    ("foreign-prompt-tuning-adapter", _not_from_cram_harness, "has no cram.json"),
+    ("foreign-prompt-tuning-adapter", _not_from_cram_harness, "has no cram.json with"),
     ("missing-directory", _gone, "does not exist"),
 ]
 
@@ -826,7 +827,7 @@ def test_hub_datasets_are_loaded_without_remote_code(monkeypatch):
 def test_remote_code_is_off_unless_asked(tiny_model_dir, tmp_path, capsys, monkeypatch):
     import transformers
 
-    from cram_harness import models
+    from cram_harness.models import load as models
 
     assert RunSettings().trust_remote_code is False
     seen = []

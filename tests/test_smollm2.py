@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import cram_harness
-from cram_harness.peft_format import load_adapter
+from cram_harness.integrations.peft import load_adapter
 from tests.conftest import gutenberg_text
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import cram_harness
-from cram_harness.adapter import init_memory
-from cram_harness.cramming import sample_seed
+from cram_harness.engine.adapter import init_memory
+from cram_harness.engine.loop import sample_seed
 from tests.conftest import make_tiny_model, make_word_tokenizer, word_text
 from tests.parity.reference import reference_cram
 
@@ -46,7 +46,7 @@ def test_a_batch_follows_the_reference_loop_text_by_text(arch, lr):
 
 
 def test_defaults_are_the_papers_protocol():
-    from cram_harness.cramming import CramConfig
+    from cram_harness.engine.loop import CramConfig
 
     config = CramConfig()
     assert (config.lr, config.betas, config.weight_decay, config.max_steps, config.patience) \

@@ -11,7 +11,7 @@ def main() -> None:
     from cram_harness.errors import CramError
 
     try:
-        from cram_harness import lm_eval_bridge
+        from cram_harness.integrations.lm_eval import bridge as lm_eval_bridge
     except CramError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

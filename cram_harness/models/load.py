@@ -56,7 +56,7 @@ def _gemma3_gguf() -> Path:
 
 
 # Built-in offline aliases: name -> function returning the GGUF path. Plugins add more
-# through the `cram_harness.models` registry (see registry.py).
+# through the `cram_harness.models` entry points (see registry.py).
 ALIASES: dict[str, Callable[[], Path]] = {
     "smollm2-135m": _smollm2_gguf,
     "gemma3-270m": _gemma3_gguf,
@@ -152,7 +152,7 @@ def resolve_device(device: str) -> str:
 
 def is_model_spec(spec: str) -> bool:
     """Whether `spec` names a model without the Hub: an alias, a local directory or GGUF file."""
-    from cram_harness.registry import model_aliases
+    from cram_harness.harness.registry import model_aliases
 
     path = Path(spec).expanduser()
     return spec.startswith("gguf:") or spec in model_aliases() or path.is_dir() \
@@ -199,7 +199,7 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool,
         return _from_hub(repo, revision or None, dtype, trust_remote_code)
     if spec.startswith("gguf:"):
         return _from_gguf(Path(spec[5:]).expanduser(), dtype, notify)
-    from cram_harness.registry import model_aliases
+    from cram_harness.harness.registry import model_aliases
 
     aliases = model_aliases()
     if spec in aliases:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cram_harness.errors import CramError
-from cram_harness.lm_eval_spellings import is_true, parse_key_values
+from cram_harness.integrations.lm_eval.spellings import is_true, parse_key_values
 
 HUB_KEYS = ("hub_results_org", "details_repo_name", "results_repo_name", "push_results_to_hub",
             "push_samples_to_hub", "public_repo", "token")
@@ -69,7 +69,7 @@ def push_to_hub(results: dict, args: dict) -> str:
     the model's name, as lm-eval's EvaluationTracker names them."""
     from huggingface_hub import HfApi
 
-    from cram_harness.data import _is_unreachable
+    from cram_harness.errors import is_unreachable
 
     path = Path(results["results_file"])
     api = HfApi(token=args.get("token") or None)
@@ -89,7 +89,7 @@ def push_to_hub(results: dict, args: dict) -> str:
                             repo_id=repo, repo_type="dataset",
                             commit_message=f"cram-harness results for {model}")
     except Exception as exc:
-        if _is_unreachable(exc) or isinstance(exc, (ValueError, KeyError)):
+        if is_unreachable(exc) or isinstance(exc, (ValueError, KeyError)):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CramError(f"could not push the results to the Hub ({first}): they are in "
                             f"{path}; rerun with network and `hf auth login` to push them") \

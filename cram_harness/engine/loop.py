@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from cram_harness.adapter import (
+from cram_harness.engine.adapter import (
     activation_checkpointing,
     compute_precision,
     embedding_subspace,

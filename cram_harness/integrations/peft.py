@@ -63,7 +63,7 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
     """Write the adapter directory atomically (temp dir, then rename); returns its path."""
     from peft import PromptTuningConfig, TaskType
 
-    from cram_harness.adapter_card import model_card
+    from cram_harness.integrations.peft_card import model_card
 
     memory = memory.detach().float().cpu().contiguous()
     if memory.dim() != 2:
@@ -164,7 +164,7 @@ def load_adapter(path: str | os.PathLike, model: Any) -> tuple[torch.Tensor, dic
             raise CramError(f"{path / CRAM_NAME} is not a cram-harness adapter's: {wrong} "
                             "(export the adapter again)")
         vocab = base_fingerprint(model)["vocab_size"]
-        if any(i >= vocab for i in info["seed_token_ids"]):
+        if any(i >= vocab for i in info.get("seed_token_ids", [])):
             raise CramError(f"{path / CRAM_NAME}: seed token {max(info['seed_token_ids'])} is "
                             f"outside this model's vocabulary of {vocab}: not its adapter")
     made_for = info.get("base_model")
@@ -195,7 +195,7 @@ def push_adapter(path: str | os.PathLike, repo_id: str, *, private: bool = False
     save, which drops cram.json."""
     from huggingface_hub import HfApi
 
-    from cram_harness.data import _is_unreachable
+    from cram_harness.errors import is_unreachable
 
     path = Path(path)
     if not (path / CONFIG_NAME).is_file():
@@ -206,7 +206,7 @@ def push_adapter(path: str | os.PathLike, repo_id: str, *, private: bool = False
         api.upload_folder(repo_id=repo_id, folder_path=str(path),
                           commit_message="cram-harness adapter")
     except Exception as exc:
-        if _is_unreachable(exc) or isinstance(exc, ValueError):  # a malformed repo id too
+        if is_unreachable(exc) or isinstance(exc, ValueError):  # a malformed repo id too
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CramError(f"could not push {path} to the Hub repo {repo_id!r} ({first}): "
                             "check the network and `hf auth login`; the adapter on disk is "

@@ -12,9 +12,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from cram_harness import metrics
+from cram_harness.harness.registry import all_tasks
+from cram_harness.harness.tasks import GroupConfig, TaskConfig
 from cram_harness.metrics import metric_name, usable
-from cram_harness.registry import all_tasks
-from cram_harness.task import GroupConfig, TaskConfig
 
 FILTER = "none"
 GAIN_KINDS = ("token_gain", "info_gain")

@@ -66,7 +66,7 @@ def time_step(model: torch.nn.Module, n_positions: int, batch_size: int,
     of. The second of two passes is timed (the first pays for warm-up)."""
     import time
 
-    from cram_harness.adapter import compute_precision, init_memory, text_logits, token_stats
+    from cram_harness.engine.adapter import compute_precision, init_memory, text_logits, token_stats
 
     vocab = model.get_input_embeddings().weight.shape[0]
     gen = torch.Generator().manual_seed(0)

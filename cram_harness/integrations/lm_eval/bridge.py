@@ -46,7 +46,7 @@ from cram_harness import metrics  # noqa: E402
 
 def task_dir() -> Path:
     """The lm-eval task YAML: in the wheel, or in a checkout's plugins/lm_eval."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[2]  # the package: cram_harness/
     for candidate in (here / "lm_eval_tasks", here.parent / "plugins" / "lm_eval"):
         if candidate.is_dir():
             return candidate
@@ -61,7 +61,7 @@ def load_docs(cram_task: str, lengths: list[int] | None = None, num_samples: int
     lm-eval passes the task's metadata merged with --metadata and --model_args."""
     import datasets
 
-    from cram_harness.registry import make_source, resolve_tasks
+    from cram_harness.harness.registry import make_source, resolve_tasks
 
     (task,) = resolve_tasks([cram_task])
     source = {"kind": "local", "path": data_files} if data_files else task.source
@@ -151,8 +151,8 @@ class CramLM(HFLM):
                  trust_remote_code: bool = False, **kwargs: Any) -> None:
         import torch
 
-        from cram_harness.lm_eval_spellings import is_true
-        from cram_harness.models import hub_spec, load_model, resolve_autocast
+        from cram_harness.integrations.lm_eval.spellings import is_true
+        from cram_harness.models.load import hub_spec, load_model, resolve_autocast
 
         if device is None or (device.startswith("cuda") and not torch.cuda.is_available()):
             device = "auto"  # lm-eval's CLI defaults to cuda:0
@@ -175,9 +175,9 @@ class CramLM(HFLM):
         samples lengths); one batched run per (length, k). A text shorter than its length,
         or a length past the context, is answered {"not_run": why} and not run."""
         from cram_harness.api import cram_token_ids
-        from cram_harness.cramming import CramConfig
-        from cram_harness.evaluator import drawn_length
-        from cram_harness.tokens import context_length, encode_text
+        from cram_harness.engine.loop import CramConfig
+        from cram_harness.harness.evaluator import drawn_length
+        from cram_harness.models.tokens import context_length, encode_text
 
         context = context_length(self.base_model)
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -214,7 +214,7 @@ def _with_mem_prefix(model: Any, adapter_dir: str) -> Any:
     """The model behind a PEFT prompt-tuning wrapper, after our own checks of the adapter."""
     from peft import PeftModel
 
-    from cram_harness.peft_format import load_adapter
+    from cram_harness.integrations.peft import load_adapter
 
     load_adapter(adapter_dir, model)  # refuses foreign, damaged or mismatched adapters
     return PeftModel.from_pretrained(model, adapter_dir)

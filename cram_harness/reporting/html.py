@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cram_harness.outputs import write_text_atomic
-from cram_harness.report import COLUMNS, SETTINGS, fmt, settings_text, table1_rows
+from cram_harness.reporting.tables import COLUMNS, SETTINGS, fmt, settings_text, table1_rows
+from cram_harness.results.files import write_text_atomic
 
 if TYPE_CHECKING:
-    from cram_harness.runs import Run
+    from cram_harness.reporting.runs import Run
 
 # Margins on every screen, and nothing wider than the window: tables take its width and
 # wrap their cells, figures scale down.
@@ -56,8 +56,8 @@ PACKAGES = ("cram-harness", "torch", "transformers", "peft", "lm_eval", "dataset
 def write_report(results: list[dict], out_dir: Path,
                  formats: Sequence[str] = ("png",)) -> Path:
     """Write the figures (PNG always, plus `formats`) and out_dir/report.html; return its path."""
-    from cram_harness.figures import make_figures
-    from cram_harness.runs import load_runs
+    from cram_harness.reporting.figures import make_figures
+    from cram_harness.reporting.runs import load_runs
 
     out_dir = Path(out_dir)
     runs = load_runs(results)
@@ -70,7 +70,7 @@ def write_report(results: list[dict], out_dir: Path,
 def render_report(runs: list[Run], written: dict[str, list[Path]],
                   skipped: dict[str, str]) -> str:
     """The page as text, from runs and make_figures' (written, skipped)."""
-    from cram_harness.figures import FIGURES
+    from cram_harness.reporting.figures import FIGURES
 
     e = html.escape
     parts = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from cram_harness.adapter import pad_right, text_logits
+from cram_harness.engine.adapter import pad_right, text_logits
 
 
 @torch.no_grad()

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from cram_harness import metrics
-from cram_harness.display import Display
-from cram_harness.distributed import Rank, from_environment
 from cram_harness.errors import CramError
+from cram_harness.harness.distributed import Rank, from_environment
+from cram_harness.harness.records import RecordStore, record_key
+from cram_harness.harness.registry import resolve_tasks
+from cram_harness.harness.tasks import ANALYSES, TaskConfig
 from cram_harness.metrics import is_exact, usable
-from cram_harness.outputs import check_writable, model_dir, run_lock, write_results
-from cram_harness.records import RecordStore, record_key
-from cram_harness.registry import resolve_tasks
-from cram_harness.results import build_results
-from cram_harness.task import ANALYSES, TaskConfig
+from cram_harness.reporting.console import Display
+from cram_harness.results.build import build_results
+from cram_harness.results.files import check_writable, model_dir, run_lock, write_results
 
 PROTOCOLS = ("paper", "fast", "max")
 PROGRESSIVE = ("fast", "max")  # texts climb the lengths, warm-started
@@ -86,8 +86,8 @@ class RunSettings:
 
     def engine_options(self, n_mem: int, model: Any) -> dict:
         """CramConfig fields for this run: the user's settings over the protocol's."""
-        from cram_harness.adapter import init_std
-        from cram_harness.models import resolve_autocast
+        from cram_harness.engine.adapter import init_std
+        from cram_harness.models.load import resolve_autocast
 
         opts: dict[str, Any] = {"n_mem": n_mem, "seed": self.seed,
                                 "dtype": resolve_autocast(self.autocast, model),
@@ -191,7 +191,7 @@ def _source_spec(task: TaskConfig, settings: RunSettings) -> dict:
 
 def _load_sources(task_cfgs: list[TaskConfig], settings: RunSettings) -> dict[str, list]:
     """Texts per source (keyed by its JSON), loaded once whatever the number of tasks."""
-    from cram_harness.registry import make_source
+    from cram_harness.harness.registry import make_source
 
     loaded: dict[str, list] = {}
     limit = max(settings.samples(t.num_samples) for t in task_cfgs)
@@ -250,7 +250,7 @@ def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Swee
 
 
 def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) -> dict:
-    from cram_harness.models import load_model
+    from cram_harness.models.load import load_model
 
     started = time.time()
     display.model_start(spec)
@@ -291,7 +291,7 @@ def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, info: dic
     """What the run will do, said before it starts: its sweeps, how many runs at most, and
     about how long they take at most here (every run to its step limit, at the step time
     measured once on this machine, scaled by length and batch)."""
-    from cram_harness.batching import CPU_MAX_BATCH, time_step
+    from cram_harness.engine.batching import CPU_MAX_BATCH, time_step
 
     limit = info["context_length"]
     max_steps = settings.max_steps or 5000
@@ -322,9 +322,9 @@ def _duration(minutes: float) -> str:
 
 
 def model_info(model: Any, tokenizer: Any) -> dict:
-    from cram_harness.models import CHECKPOINTS
-    from cram_harness.peft_format import base_fingerprint
-    from cram_harness.tokens import adds_bos, context_length
+    from cram_harness.integrations.peft import base_fingerprint
+    from cram_harness.models.load import CHECKPOINTS
+    from cram_harness.models.tokens import adds_bos, context_length
 
     fp = base_fingerprint(model)
     spec = getattr(model, "cram_spec", "")
@@ -367,8 +367,8 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
     import torch
 
     from cram_harness.api import cram_token_ids, text_sha256
-    from cram_harness.cramming import CramConfig
-    from cram_harness.tokens import encode_text
+    from cram_harness.engine.loop import CramConfig
+    from cram_harness.models.tokens import encode_text
 
     texts = sources[json.dumps(sweep.source, sort_keys=True)][: sweep.num_samples]
     options = settings.engine_options(sweep.n_mem, model)
@@ -534,7 +534,7 @@ def _stopped_accuracy(rec: dict) -> float:
 
 def run_analysis(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, model) -> dict:
     """Fig. 7 / Fig. 8 data of an analysis task, at its first length and [mem] count."""
-    from cram_harness.analysis import cosine_similarities, interpolation_curves
+    from cram_harness.engine.analysis import cosine_similarities, interpolation_curves
 
     mine = sorted((s for s in sweeps if task.name in s.tasks), key=lambda s: s.restart)
     length, n_mem = min(mine[0].task_lengths[task.name]), mine[0].n_mem
@@ -559,7 +559,7 @@ def run_estimate(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, mode
     """Each text's longest decodable prefix predicted from its own CE and the information
     gain measured at the task's (probe) length; against the measured one where the run also
     swept that dataset's grid (e.g. with capacity_<dataset>)."""
-    from cram_harness.estimate import cumulative_cross_entropy, predicted_length
+    from cram_harness.engine.estimate import cumulative_cross_entropy, predicted_length
 
     probe_sweep = next(s for s in sweeps if task.name in s.tasks)
     probe = max(probe_sweep.task_lengths[task.name] & set(probe_sweep.keys), default=None)

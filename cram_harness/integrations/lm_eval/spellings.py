@@ -58,7 +58,7 @@ def model_args(models: str | None, text: str | None) -> tuple[str, dict[str, str
     """(model specs, run options) from --model and lm-eval's --model_args: `pretrained=` is
     the model (a Hub id becomes `hf:ID`, with `@revision`), the other keys set the options
     of the same meaning."""
-    from cram_harness.models import hub_spec
+    from cram_harness.models.load import hub_spec
 
     given = parse_key_values(text, "--model_args")
     unknown = sorted(set(given) - set(MODEL_ARGS))

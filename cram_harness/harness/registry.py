@@ -21,12 +21,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from cram_harness.errors import CramError
-from cram_harness.task import GroupConfig, TaskConfig, parse_file
+from cram_harness.harness.tasks import GroupConfig, TaskConfig, parse_file
 
 
 def builtin_task_dirs() -> list[Path]:
     """Task YAML shipped in the wheel (cram_harness/tasks) or in a checkout (./tasks)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package: cram_harness/
     return [d for d in (here / "tasks", here.parent / "tasks") if d.is_dir()][:1]
 
 
@@ -98,7 +98,7 @@ def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[Tas
 
 def model_aliases() -> dict[str, object]:
     """Built-in offline aliases plus those that plugins register."""
-    from cram_harness.models import ALIASES
+    from cram_harness.models.load import ALIASES
 
     aliases: dict[str, object] = dict(ALIASES)
     for ep in _entry_points("cram_harness.models"):
