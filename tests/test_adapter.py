@@ -9,9 +9,8 @@ from cram_harness.engine.adapter import (
     init_memory,
     init_std,
     pad_right,
-    text_logits,
-    token_stats,
 )
+from cram_harness.engine.measure import text_logits, token_stats
 from tests.conftest import ARCHS, make_tiny_model
 
 

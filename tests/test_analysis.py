@@ -24,7 +24,7 @@ def test_interpolation_endpoints_are_the_solutions_accuracies():
     sols = [torch.randn(1, 64, generator=gen) for _ in range(3)]
     (curves) = interpolation_curves(model, [tokens], [sols], [0.0, 0.5, 1.0])
     assert len(curves) == 3  # every pair of three solutions
-    from cram_harness.engine.adapter import text_logits, token_stats
+    from cram_harness.engine.measure import text_logits, token_stats
 
     ids = torch.tensor([tokens])
     for (a, b), curve in zip(itertools.combinations(sols, 2), curves):

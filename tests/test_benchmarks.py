@@ -45,3 +45,16 @@ def test_bench_table1_writes_rows_and_a_leaderboard(tiny_model_dir, tmp_path):
     # one row per dataset: random words the paper's way and on the grid, side by side
     assert sorted(r[1] for r in rows[1:]) == ["gutenberg", "random", "random_grid"]
     assert "paper: (base - min CE) x L" in definitions
+
+
+def test_bench_gpu_runs_on_tiny_shapes_on_the_cpu(tiny_model_dir, tmp_path):
+    out = bench("bench_gpu.py", "--tiny", "--model", tiny_model_dir, "--texts", "2",
+                "--tokens", "6", "--max-steps", "5", "--json", str(tmp_path / "g.json"),
+                cwd=tmp_path)
+    payload = json.loads((tmp_path / "g.json").read_text())
+    (row,) = payload["rows"]
+    assert row["shape"] == "tiny" and row["batch"] >= 1
+    assert row["ours_sample_steps_s"] > 0 and row["paper_sample_steps_s"] > 0
+    assert row["decode_batch_s"] > 0 and row["decode_one_s"] > 0
+    assert len(payload["agreement"]["pairs"]) == 2
+    assert "identical steps, accuracy and greedy result" in out

@@ -4,16 +4,15 @@ checkpointing, and the batch size chosen from free memory."""
 import pytest
 import torch
 
-from cram_harness.api import cram_token_ids
 from cram_harness.engine import batching
 from cram_harness.engine.adapter import (
     activation_checkpointing,
     embedding_subspace,
     init_memory,
-    text_logits,
-    token_stats,
 )
 from cram_harness.engine.loop import CramConfig, cram_batch
+from cram_harness.engine.measure import text_logits, token_stats
+from cram_harness.engine.run import cram_token_ids
 from tests.conftest import make_tiny_model
 
 TOKENS = [5, 9, 12, 7, 30, 8]

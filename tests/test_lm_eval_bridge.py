@@ -124,7 +124,7 @@ def _ll_task(tmp_path):
 
 
 def _expected_loglikelihoods(model_dir, docs, mem):
-    from cram_harness.engine.adapter import text_logits
+    from cram_harness.engine.measure import text_logits
     from cram_harness.models.load import load_model
 
     model, tok = load_model(model_dir, device="cpu")
@@ -242,7 +242,7 @@ def test_smollm2_alias_with_a_mem_prefix_in_lm_eval(tmp_path):
     from lm_eval.tasks import TaskManager
 
     import cram_harness
-    from cram_harness.engine.adapter import text_logits
+    from cram_harness.engine.measure import text_logits
     from cram_harness.integrations.lm_eval.bridge import CramLM
 
     model, tok = cram_harness.load_model("smollm2-135m", device="cpu")

@@ -14,10 +14,11 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from cram_harness.engine.measure import TokenStats, text_logits, token_stats
 
 
 def embedding_scale(model: nn.Module) -> float:
@@ -121,64 +122,6 @@ def pad_right(token_ids: list[list[int]], pad_id: int, device: torch.device | st
         ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
         mask[row, : len(tokens)] = 1
     return ids.to(device), mask.to(device)
-
-
-@dataclass
-class TokenStats:
-    """Per-sample measurements over the predicted positions (all (B,) tensors)."""
-
-    loss: torch.Tensor  # the training loss: mean CE at the CE temperature used
-    nats: torch.Tensor  # mean CE in nats at temperature 1 (what the gains are made of)
-    accuracy: torch.Tensor  # teacher-forced: share of positions whose argmax is the target
-    min_margin: torch.Tensor  # smallest (target logit - best other logit); > 0 means argmax hit
-
-
-def token_stats(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
-) -> TokenStats:
-    """Loss, accuracy and margin per sample; `mask` marks real (non-padding) targets."""
-    logits = logits.float()
-    maskf = mask.float()
-    count = maskf.sum(1).clamp(min=1)
-
-    def mean_ce(scaled: torch.Tensor) -> torch.Tensor:
-        # over (positions, vocabulary) rows, as a plain CrossEntropyLoss sees them: a
-        # transposed (B, V, N) input would reduce over the vocabulary in another order
-        ce = nn.functional.cross_entropy(scaled.reshape(-1, scaled.shape[-1]),
-                                         targets.reshape(-1), reduction="none")
-        return (ce.view_as(maskf) * maskf).sum(1) / count
-
-    loss = mean_ce(logits if temperature == 1.0 else logits / temperature)
-    with torch.no_grad():
-        nats = loss.detach() if temperature == 1.0 else mean_ce(logits)
-        target_logit = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        # argmax, not topk's first index: the two may break an exact tie differently, and
-        # accuracy is the argmax's (the paper's, and what greedy decoding picks).
-        hit = logits.argmax(-1) == targets
-        top2 = logits.topk(2, dim=-1).values
-        best_other = torch.where(hit, top2[..., 1], top2[..., 0])
-        margin = target_logit - best_other
-        hit = hit.float()
-        accuracy = (hit * maskf).sum(1) / count
-        min_margin = margin.masked_fill(mask == 0, float("inf")).min(1).values
-    return TokenStats(loss=loss, nats=nats, accuracy=accuracy, min_margin=min_margin)
-
-
-def text_logits(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-    mem: torch.Tensor | None,
-) -> torch.Tensor:
-    """Logits at the positions of t_1..t_{N-1} (B, N-1, V), with or without a [mem] prefix."""
-    embeds = model.get_input_embeddings()(input_ids)
-    mask = attention_mask
-    k = 0
-    if mem is not None:
-        k = mem.shape[1]
-        embeds = torch.cat([mem.to(embeds.dtype), embeds], dim=1)
-        ones = torch.ones(mem.shape[:2], dtype=mask.dtype, device=mask.device)
-        mask = torch.cat([ones, mask], dim=1)
-    out = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
-    return out.logits[:, k : k + input_ids.shape[1] - 1]
 
 
 def _cache_argument(model: nn.Module) -> str:

@@ -7,7 +7,7 @@ import itertools
 
 import torch
 
-from cram_harness.engine.adapter import text_logits, token_stats
+from cram_harness.engine.measure import text_logits, token_stats
 
 
 def cosine_similarities(solutions: list[list[torch.Tensor]]) -> tuple[list[float], list[float]]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from cram_harness.engine.adapter import pad_right, text_logits
+from cram_harness.engine.adapter import pad_right
+from cram_harness.engine.measure import text_logits
 
 
 @torch.no_grad()

@@ -30,9 +30,8 @@ from cram_harness.engine.adapter import (
     embedding_subspace,
     init_memory,
     pad_right,
-    text_logits,
-    token_stats,
 )
+from cram_harness.engine.measure import text_stats
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,7 @@ class SampleOutcome:
     seconds: float
     converged: bool
     numerical_fault: bool = False  # the loss went NaN/inf (e.g. bf16 overflow): not a result
+    first_miss: int | None = None  # best state: first predicted position whose argmax misses
 
 
 @dataclass
@@ -113,6 +113,11 @@ def sample_seed(seed: int, token_ids: list[int], n_mem: int) -> int:
     """Seed of one sample's init: from its own tokens, not its place in the batch."""
     digest = hashlib.sha256(f"{seed}|{n_mem}|{token_ids}".encode()).hexdigest()
     return int(digest[:8], 16)
+
+
+def _select(rows: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """`new` where `rows` (B,) is true, else `old`."""
+    return torch.where(rows.view(-1, *[1] * (new.dim() - 1)), new, old)
 
 
 def cram_batch(
@@ -146,7 +151,7 @@ def cram_batch(
     exp_avg = torch.zeros_like(mem)
     exp_sq = torch.zeros_like(mem)
     ids_all, mask_all = pad_right(token_ids, pad_id=0, device=device)
-    lengths = torch.tensor([len(t) for t in token_ids], device=device)
+    lengths = [len(t) for t in token_ids]  # on the host: the batch's width costs no sync
 
     best_mem = vectors(mem).detach().clone()
     best_acc = torch.zeros(n, device=device)  # the paper's count starts from 0
@@ -154,6 +159,7 @@ def cram_batch(
     min_loss = torch.full((n,), float("inf"), device=device)
     best_margin = torch.full((n,), -float("inf"), device=device)
     best_step = torch.zeros(n, dtype=torch.long, device=device)
+    first_miss = torch.zeros(n, dtype=torch.long, device=device)
     since_best = torch.zeros(n, dtype=torch.long, device=device)
     done_steps = torch.zeros(n, dtype=torch.long)
     done_secs = torch.zeros(n, dtype=torch.float64)
@@ -168,20 +174,20 @@ def cram_batch(
             min_loss=float(min_loss[i]), min_margin=float(best_margin[i]),
             best_step=int(best_step[i]), steps=int(done_steps[i]), seconds=float(done_secs[i]),
             converged=bool(converged[i]), numerical_fault=bool(fault[i]),
+            first_miss=None if float(best_acc[i]) >= 1.0 else int(first_miss[i]),
         )
 
     active = torch.arange(n, device=device)
+    width = max(lengths)
     beta1, beta2 = config.betas
     autocast = compute_precision(model, config.dtype)
     start = time.perf_counter()
     with activation_checkpointing(model, config.checkpointing):
         for step in range(1, config.max_steps + 1):
-            width = int(lengths[active].max())  # drop padding no active sample needs
             ids, mask = ids_all[active, :width], mask_all[active, :width]
             params = mem[active].requires_grad_(True)
             with autocast:
-                logits = text_logits(model, ids, mask, vectors(params))
-            stats = token_stats(logits, ids[:, 1:], mask[:, 1:], config.temperature)
+                stats = text_stats(model, ids, mask, vectors(params), config.temperature)
             (grad,) = torch.autograd.grad(stats.loss.sum(), params)
 
             # Score the state the gradient was taken at. The paper's loop keeps the vector
@@ -197,12 +203,15 @@ def cram_batch(
             # The first state is kept even at 0% (nothing better exists yet), but it only
             # counts as an improvement where it is one.
             keep = improved | (~faulty & (best_step[active] == 0))
-            idx = active[keep]
-            best_mem[idx] = vectors(params.detach()[keep])
-            best_acc[idx] = acc[keep]
-            best_loss[idx] = nats[keep]
-            best_margin[idx] = margin[keep]
-            best_step[idx] = step
+
+            # selects, not boolean indexing: that would cost a host sync a step
+            best_mem[active] = _select(keep, vectors(params.detach()), best_mem[active])
+            best_acc[active] = _select(keep, acc, best_acc[active])
+            best_loss[active] = _select(keep, nats, best_loss[active])
+            best_margin[active] = _select(keep, margin, best_margin[active])
+            best_step[active] = _select(keep, torch.full_like(best_step[active], step),
+                                        best_step[active])
+            first_miss[active] = _select(keep, stats.first_miss, first_miss[active])
             min_loss[active] = torch.where(faulty, min_loss[active],
                                            torch.minimum(min_loss[active], nats))
             since_best[active] = torch.where(improved, 0, since_best[active] + 1)
@@ -229,6 +238,8 @@ def cram_batch(
                 done_steps[gone] = step
                 done_secs[gone] = time.perf_counter() - start
                 active = active[~finished]
+                if len(active):  # drop padding no active sample needs
+                    width = max(lengths[i] for i in active.tolist())
                 for i in gone.tolist():
                     outcomes[i] = _outcome(i)
                     if on_finish is not None:

@@ -366,8 +366,8 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                rank: Rank) -> float:
     import torch
 
-    from cram_harness.api import cram_token_ids, text_sha256
     from cram_harness.engine.loop import CramConfig
+    from cram_harness.engine.run import cram_token_ids, text_sha256
     from cram_harness.models.tokens import encode_text
 
     texts = sources[json.dumps(sweep.source, sort_keys=True)][: sweep.num_samples]

@@ -1,14 +1,21 @@
 """`cram` under the paper's protocol against an independent one-text-at-a-time loop
-(tests/parity/reference.py): same texts, same init vectors, fp32. Step counts, best accuracy,
-best step and the best vectors are identical, and the lowest loss of each run agrees to float
-precision (the two sum a text's CE in different orders)."""
+(tests/parity/reference.py): same texts, same init vectors, fp32.
+
+At batch 1 the engine is the reference loop: step counts, best accuracy, best step and the
+best vectors are identical, and the lowest loss agrees to float precision (the two sum a
+text's CE in different orders). A batch is not bit-identical to one text at a time: its
+kernels reduce in another order on some CPUs (AVX2 against AVX-512), and the optimization is
+chaotic, so one ulp grows into another step count within tens of steps. So a batch is held to
+one-at-a-time in two ways that hold on every machine: over the first steps, before rounding
+has grown, every text's loss agrees to 1e-4; over whole runs, the outcomes agree as
+statistics (mean best accuracy within 0.1, mean step count within a quarter)."""
 
 import pytest
 import torch
 
 import cram_harness
 from cram_harness.engine.adapter import init_memory
-from cram_harness.engine.loop import sample_seed
+from cram_harness.engine.loop import CramConfig, cram_batch, sample_seed
 from tests.conftest import make_tiny_model, make_word_tokenizer, word_text
 from tests.parity.reference import reference_cram
 
@@ -16,6 +23,8 @@ from tests.parity.reference import reference_cram
 # embeddings by sqrt(d)), and a text must converge in tens of steps for a fast test.
 CASES = [("llama", 0.1), ("gpt_neox", 0.3), ("gemma", 2.0)]
 MAX_STEPS, PATIENCE = 300, 60
+EARLY_STEPS, EARLY_TOLERANCE = 5, 1e-4
+ACCURACY_TOLERANCE, STEPS_TOLERANCE = 0.1, 0.25
 
 
 def assert_same_run(ours, ref) -> None:
@@ -26,28 +35,49 @@ def assert_same_run(ours, ref) -> None:
     assert torch.equal(ours.memory, ref.best_memory)
 
 
+def losses_by_step(model, tokens, config) -> list[list[float]]:
+    seen: list[list[float]] = []
+    cram_batch(model, tokens, config, on_step=lambda info: seen.append(info.losses.tolist()))
+    return seen
+
+
+def mean(results, field: str) -> float:
+    return sum(getattr(r, field) for r in results) / len(results)
+
+
 @pytest.mark.parametrize("arch,lr", CASES)
-def test_a_batch_follows_the_reference_loop_text_by_text(arch, lr):
+def test_the_engine_follows_the_reference_loop(arch, lr):
     model, tokenizer = make_tiny_model(arch), make_word_tokenizer()
     # Six texts of one length, as at one length of the paper's grid; they converge or run
-    # out of patience at different steps, so the batch shrinks as it goes.
+    # out of patience at different steps.
     texts = [word_text(5, seed=s) for s in range(6)]
-    results = cram_harness.cram(model, texts, tokenizer=tokenizer, lr=lr, max_steps=MAX_STEPS,
-                                patience=PATIENCE, batch_size=6)
-    tokens = [r.token_ids for r in results]
+    options = dict(tokenizer=tokenizer, lr=lr, max_steps=MAX_STEPS, patience=PATIENCE)
+    one_by_one = cram_harness.cram(model, texts, batch_size=1, **options)
+    tokens = [r.token_ids for r in one_by_one]
     assert {len(t) for t in tokens} == {5}
     init = init_memory(model, 1, [sample_seed(0, t, 1) for t in tokens])
-    for result, text_tokens, start in zip(results, tokens, init):
+    for result, text_tokens, start in zip(one_by_one, tokens, init):  # batch 1: bit for bit
         assert_same_run(result, reference_cram(model, text_tokens, start, lr=lr,
                                                max_steps=MAX_STEPS, patience=PATIENCE))
-    steps = [r.steps for r in results]
-    assert len(set(steps)) > 1  # samples left the batch at different steps
-    assert any(r.converged for r in results) and not all(r.converged for r in results)
+    assert any(r.converged for r in one_by_one) and not all(r.converged for r in one_by_one)
+
+    # A batch, over the first steps: no text converges (the margin cannot be met), so all
+    # stay in the batch, and each text's losses are its losses alone.
+    early = CramConfig(lr=lr, max_steps=EARLY_STEPS, min_margin=float("inf"))
+    batched = losses_by_step(model, tokens, early)
+    for i, text in enumerate(tokens):
+        alone = [step[0] for step in losses_by_step(model, [text], early)]
+        assert [step[i] for step in batched] == pytest.approx(alone, rel=EARLY_TOLERANCE)
+    # A batch, over whole runs: the same outcomes, as statistics.
+    together = cram_harness.cram(model, texts, batch_size=6, **options)
+    assert len({r.steps for r in together}) > 1  # texts left the batch at different steps
+    assert mean(together, "best_accuracy") == pytest.approx(
+        mean(one_by_one, "best_accuracy"), abs=ACCURACY_TOLERANCE)
+    assert mean(together, "steps") == pytest.approx(mean(one_by_one, "steps"),
+                                                    rel=STEPS_TOLERANCE)
 
 
 def test_defaults_are_the_papers_protocol():
-    from cram_harness.engine.loop import CramConfig
-
     config = CramConfig()
     assert (config.lr, config.betas, config.weight_decay, config.max_steps, config.patience) \
         == (1e-2, (0.9, 0.9), 0.01, 5000, 2000)

@@ -174,8 +174,8 @@ class CramLM(HFLM):
         """Cram each request's text at its length (drawn, up to what fits, where the task
         samples lengths); one batched run per (length, k). A text shorter than its length,
         or a length past the context, is answered {"not_run": why} and not run."""
-        from cram_harness.api import cram_token_ids
         from cram_harness.engine.loop import CramConfig
+        from cram_harness.engine.run import cram_token_ids
         from cram_harness.harness.evaluator import drawn_length
         from cram_harness.models.tokens import context_length, encode_text
 

@@ -1,0 +1,236 @@
+"""Cram many texts: batches that fit the memory, a batch that runs out of it split in two, a
+bf16 run whose loss went NaN/inf redone in fp32, and greedy decoding of the texts that reached
+100% teacher-forced accuracy, in groups. No I/O: results go to the caller's `on_result`.
+
+A text below 100% needs no decoding: greedy decoding follows the teacher-forced argmax up to
+its first miss, so that miss is where decoding would fail. A text at 100% may still fail
+(argmax ties flip between the batched pass and the token-by-token one, SPEC section 3), so
+those are decoded, many at once: they share one prefix length ([mem] + seed token), so a
+group needs no padding and decoding it costs about what decoding one text does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import torch
+
+from cram_harness import metrics
+from cram_harness.engine.adapter import compute_precision, greedy_decode, pad_right
+from cram_harness.engine.batching import auto_batch_size
+from cram_harness.engine.loop import CramConfig, SampleOutcome, StepInfo, cram_batch
+from cram_harness.engine.measure import text_logits, token_stats
+
+# Decoding waits for this share of a batch to reach 100% (or for the batch to end, or for
+# DECODE_WAIT_S): a few decodes per batch, and a stopped run loses little finished work.
+DECODE_GROUP_SHARE = 0.25
+DECODE_WAIT_S = 300.0
+
+
+@dataclass
+class CramResult:
+    """One crammed text: its metrics, its best [mem] vectors (k, d), and how it was made."""
+
+    token_ids: list[int]
+    num_tokens: int  # L: tokens in the crammed sequence, seed (first token or BOS) included
+    num_predicted: int  # L - 1: the positions predicted from the vectors
+    requested_tokens: int | None
+    base_loss: float  # mean CE in nats without [mem]
+    base_accuracy: float
+    best_loss: float  # mean CE (nats) of the best-accuracy state
+    min_loss: float  # the lowest mean CE (nats) of any step: what information gain is made of
+    best_accuracy: float
+    token_gain: float  # (best_accuracy - base_accuracy) * L, as the paper computed it
+    information_gain: float  # (base_loss - min_loss) * L, nats, as the paper computed it
+    information_gain_bits: float
+    min_margin: float
+    steps: int
+    best_step: int
+    seconds: float
+    converged: bool
+    retried_fp32: bool  # the bf16 run hit a NaN/inf loss; these numbers are the fp32 rerun
+    numerical_fault: bool  # the loss went NaN/inf even in fp32: not a result, never reported
+    greedy_exact: bool
+    greedy_accuracy: float  # share of the predicted tokens greedy decoding gave back before
+    # its first miss (after it, generation follows its own text, not this one)
+    first_mismatch: int | None  # index into the predicted tokens of the first greedy miss
+    text_sha256: str
+    model_spec: str
+    config: dict
+    memory: torch.Tensor = field(repr=False)
+    _model: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def seed_token_ids(self) -> list[int]:
+        return self.token_ids[:1]
+
+    def record(self) -> dict:
+        """The JSON-ready metrics and settings (no vectors)."""
+        skip = {"memory", "_model", "token_ids"}
+        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        rec["seed_token_ids"] = self.seed_token_ids
+        return rec
+
+
+def text_sha256(token_ids: Sequence[int]) -> str:
+    return hashlib.sha256(",".join(map(str, token_ids)).encode()).hexdigest()
+
+
+def cram_token_ids(
+    model: Any,
+    token_lists: list[list[int]],
+    config: CramConfig,
+    *,
+    batch_size: int | None = None,
+    init: torch.Tensor | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_result: Callable[[int, CramResult], None] | None = None,
+    max_tokens: int | None = None,
+) -> list[CramResult]:
+    """Cram token sequences (seed token first), in batches of `batch_size` (None: as many as
+    the free memory holds, `batching.auto_batch_size`). `on_result(index, result)` is called
+    as each text's result is complete, before its batch is. A batch that runs out of memory
+    is split in two and the run goes on."""
+    size = batch_size or auto_batch_size(
+        model, max(len(t) for t in token_lists) + config.n_mem, len(token_lists),
+        bf16=config.dtype == "bf16", checkpointing=config.checkpointing)
+    spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")
+    results: dict[int, CramResult] = {}
+
+    def keep(i: int, result: CramResult) -> None:
+        results[i] = result
+        if on_result is not None:
+            on_result(i, result)
+
+    pending = [list(range(s, min(s + size, len(token_lists))))
+               for s in range(0, len(token_lists), size)]
+    while pending:
+        chunk = [i for i in pending.pop(0) if i not in results]  # finished ones are kept
+        if not chunk:
+            continue
+        try:
+            _Chunk(model, [token_lists[i] for i in chunk], config, max_tokens, spec,
+                   lambda j, r, chunk=chunk: keep(chunk[j], r)).run(
+                None if init is None else init[chunk], on_step)
+        except torch.OutOfMemoryError:
+            if len(chunk) == 1:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(chunk) // 2
+            pending[:0] = [chunk[:half], chunk[half:]]
+    return [results[i] for i in range(len(token_lists))]
+
+
+def base_stats(model: Any, token_lists: list[list[int]], dtype: str
+               ) -> tuple[list[float], list[float]]:
+    """(loss, accuracy) of each text without [mem], under the precision its vectors are
+    trained in: the gains compare like with like."""
+    ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
+    with torch.no_grad(), compute_precision(model, dtype):
+        base = token_stats(text_logits(model, ids, mask, None), ids[:, 1:], mask[:, 1:])
+    return base.loss.tolist(), base.accuracy.tolist()
+
+
+def decode_group(model: Any, memories: list[torch.Tensor], token_lists: list[list[int]],
+                 dtype: str) -> list[list[int]]:
+    """Greedy-decode each text's continuation of its seed token from its (k, d) vectors, all
+    in one batch (they share the prefix length), as many tokens as the text has after it.
+    A group that does not fit in memory is decoded in halves."""
+    try:
+        seeds = torch.tensor([t[:1] for t in token_lists], device=model.device)
+        mem = torch.stack(memories).to(model.device)
+        with compute_precision(model, dtype):
+            out = greedy_decode(model, mem, seeds, max(len(t) for t in token_lists) - 1)
+        return [row[: len(t) - 1] for row, t in zip(out.tolist(), token_lists)]
+    except torch.OutOfMemoryError:
+        if len(token_lists) == 1:
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(token_lists) // 2
+        return (decode_group(model, memories[:half], token_lists[:half], dtype)
+                + decode_group(model, memories[half:], token_lists[half:], dtype))
+
+
+class _Chunk:
+    """One batch of texts through the engine, with its fp32 reruns and its decoding."""
+
+    def __init__(self, model, token_lists, config, max_tokens, spec, on_result):
+        self.model, self.tokens, self.config = model, token_lists, config
+        self.max_tokens, self.spec, self.on_result = max_tokens, spec, on_result
+        self.base_losses, self.base_accs = base_stats(model, token_lists, config.dtype)
+        self.retry: list[int] = []
+        self.waiting: list[tuple[int, SampleOutcome, bool]] = []  # at 100%, to be decoded
+        self.waiting_since = 0.0
+        self.group = max(1, math.ceil(len(token_lists) * DECODE_GROUP_SHARE))
+
+    def run(self, init: torch.Tensor | None, on_step) -> None:
+        cram_batch(self.model, self.tokens, self.config, init=init, on_step=on_step,
+                   on_finish=self.finish)
+        self.decode_waiting()
+        if not self.retry:
+            return
+        retry, fp32 = self.retry, replace(self.config, dtype="fp32")
+        texts = [self.tokens[i] for i in retry]
+        losses, accs = base_stats(self.model, texts, "fp32")
+        for i, loss, acc in zip(retry, losses, accs):
+            self.base_losses[i], self.base_accs[i] = loss, acc
+        outs = cram_batch(self.model, texts, fp32, init=None if init is None else init[retry],
+                          on_step=on_step)
+        for i, out in zip(retry, outs):
+            self.finish(i, out, retried=True)
+        self.decode_waiting()
+
+    def finish(self, i: int, out: SampleOutcome, retried: bool = False) -> None:
+        if out.numerical_fault and self.config.dtype != "fp32" and not retried:
+            self.retry.append(i)  # rerun in fp32; the bf16 numbers are never reported
+            return
+        if out.accuracy < 1.0 or out.numerical_fault:
+            self.report(i, out, retried, out.first_miss or 0)
+            return
+        if not self.waiting:
+            self.waiting_since = time.perf_counter()
+        self.waiting.append((i, out, retried))
+        if len(self.waiting) >= self.group \
+                or time.perf_counter() - self.waiting_since > DECODE_WAIT_S:
+            self.decode_waiting()
+
+    def decode_waiting(self) -> None:
+        for retried in (False, True):  # decoded in the precision the vectors were made in
+            group = [(i, out) for i, out, r in self.waiting if r == retried]
+            if not group:
+                continue
+            texts = [self.tokens[i] for i, _ in group]
+            dtype = "fp32" if retried else self.config.dtype
+            decoded = decode_group(self.model, [out.memory for _, out in group], texts, dtype)
+            for (i, out), tokens, new in zip(group, texts, decoded):
+                miss = next((j for j, tok in enumerate(new) if tok != tokens[j + 1]), None)
+                self.report(i, out, retried, miss)
+        self.waiting = []
+
+    def report(self, i: int, out: SampleOutcome, retried: bool, mismatch: int | None) -> None:
+        tokens = self.tokens[i]
+        length, n = len(tokens), len(tokens) - 1
+        base_loss, base_acc = self.base_losses[i], self.base_accs[i]
+        info_gain = metrics.information_gain(base_loss, out.min_loss, length)
+        # a model that gives NaN/inf without [mem] is no result either
+        fault = out.numerical_fault or not math.isfinite(base_loss)
+        self.on_result(i, CramResult(
+            token_ids=list(tokens), num_tokens=length, num_predicted=n,
+            requested_tokens=self.max_tokens, base_loss=base_loss, base_accuracy=base_acc,
+            best_loss=out.loss, min_loss=out.min_loss, best_accuracy=out.accuracy,
+            token_gain=metrics.token_gain(out.accuracy, base_acc, length),
+            information_gain=info_gain, information_gain_bits=metrics.nats_to_bits(info_gain),
+            min_margin=out.min_margin, steps=out.steps, best_step=out.best_step,
+            seconds=out.seconds, converged=out.converged, retried_fp32=retried,
+            numerical_fault=fault, greedy_exact=mismatch is None,
+            greedy_accuracy=(n if mismatch is None else mismatch) / n, first_mismatch=mismatch,
+            text_sha256=text_sha256(tokens), model_spec=self.spec,
+            config=self.config.to_dict(), memory=out.memory, _model=self.model,
+        ))
