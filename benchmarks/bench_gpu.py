@@ -164,16 +164,20 @@ def bare_step(model, batch: list[list[int]], dtype: str, repeats: int = 3) -> fl
     return min(seconds[1:])
 
 
-def decode_seconds(model, batch: list[list[int]], dtype: str) -> tuple[float, float]:
-    """(seconds to decode the whole batch as one group, seconds to decode one text)."""
+def decode_seconds(model, batch: list[list[int]], dtype: str, single: bool = True
+                   ) -> tuple[float, float]:
+    """(seconds to decode the whole batch as one group, seconds to decode one text, or NaN
+    where not `single`)."""
     memories = list(init_memory(model, 1, list(range(len(batch)))))
-    out = []
-    for group in (batch, batch[:1]):
+    out = [float("nan"), float("nan")]
+    for n, group in enumerate((batch, batch[:1] if single else [])):
+        if not group:
+            continue
         sync(model.device)
         start = time.perf_counter()
         decode_group(model, memories[: len(group)], group, dtype)
         sync(model.device)
-        out.append(time.perf_counter() - start)
+        out[n] = time.perf_counter() - start
     return out[0], out[1]
 
 
@@ -183,7 +187,7 @@ def peak_gib(device: torch.device) -> float:
 
 
 def throughput_row(model, shape: str, tokens: int, steps: int, dtype: str, peak: float,
-                   batch_limit: int | None) -> dict:
+                   batch_limit: int | None, single_decode: bool = True) -> dict:
     device = model.device
     paper_s = paper_way(model, texts_of(model, 1, tokens)[0], steps, dtype)
     positions = tokens + 1
@@ -195,7 +199,7 @@ def throughput_row(model, shape: str, tokens: int, steps: int, dtype: str, peak:
     ours_s = our_way(model, batch, steps, dtype)
     memory = peak_gib(device)
     bare_s = bare_step(model, batch, dtype)
-    decode_s, decode_one_s = decode_seconds(model, batch, dtype)
+    decode_s, decode_one_s = decode_seconds(model, batch, dtype, single_decode)
     flops = flops_per_sample_step(model, positions)
     rate = batch_size / ours_s
     return {
@@ -237,7 +241,9 @@ def main() -> None:
     parser.add_argument("--batch-limit", type=int, help="at most this batch size")
     parser.add_argument("--logits-budget-mib", type=int,
                         help="fp32 logits above this are measured in chunks (default: "
-                             f"{measure.LOGITS_BUDGET // 2**20}; a huge value turns chunking off)")
+                             f"{measure.LOGITS_SHARE:.0%} of the device's memory)")
+    parser.add_argument("--no-single-decode", action="store_true",
+                        help="skip timing the decode of one text alone (minutes at 3B)")
     parser.add_argument("--model", help="also a real model (a load_model spec)")
     parser.add_argument("--texts", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=64)
@@ -258,12 +264,12 @@ def main() -> None:
         model = random_model(shape, args.device)
         models.setdefault("env", environment(model, "random weights", 0.0))
         rows.append(throughput_row(model, shape, SHAPES[shape][-1], args.steps, args.dtype,
-                                   peak, args.batch_limit))
+                                   peak, args.batch_limit, not args.no_single_decode))
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
     settings = {"steps": f"{args.steps} timed after {WARMUP} warm-up", "dtype": args.dtype,
-                "logits in chunks above": f"{measure.LOGITS_BUDGET // 2**20} MiB",
+                "logits in chunks above": f"{measure.logits_budget(device) / 2**30:.1f} GiB",
                 "bf16 matmul TFLOP/s (measured)": round(peak, 1)}
     print_header(console, "cram-harness on one GPU: the paper's way against ours",
                  models["env"], settings)

@@ -31,6 +31,7 @@ def test_chunked_measurement_equals_the_full_one(arch, monkeypatch):
     full = measure.text_stats(model, ids, mask, mem)
     (full_grad,) = torch.autograd.grad(full.loss.sum(), mem)
     # a budget of 3 positions' logits: the 9 predicted positions go in chunks of 3
+    assert measure.chunk_positions(model, len(TEXTS), 9) == 9
     monkeypatch.setattr(measure, "LOGITS_BUDGET", len(TEXTS) * 128 * 4 * 3)
     assert measure.head_split(model) is not None
     chunked = measure.text_stats(model, ids, mask, mem)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from cram_harness.engine.measure import LOGITS_BUDGET
+from cram_harness.engine.measure import logits_budget
 
 # On a CPU the step is compute-bound: beyond 8 samples the throughput stops growing
 # (benchmarks/RESULTS.md: 2.09x at 8 against 1.89x at 4 on 2 cores), while results come
@@ -52,7 +52,7 @@ def step_bytes_per_sample(model: torch.nn.Module, n_positions: int, bf16: bool =
     per_layer = n_positions * (8 * d + 4 * inner + heads * n_positions) * act
     kept = n_positions * d * act * layers + per_layer if checkpointing else per_layer * layers
     logits = n_positions * cfg.vocab_size * 4 * 3  # fp32 logits, log-softmax, their gradient
-    if logits > LOGITS_BUDGET:  # measured in chunks (engine/measure.py): the hidden states
+    if logits > logits_budget(model.device):  # in chunks (engine/measure.py): the hidden states
         logits = n_positions * d * 4 * 2  # the head reads, and their gradient
     return int((kept + logits) * SAFETY)
 

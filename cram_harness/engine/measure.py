@@ -17,9 +17,26 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-# Above this many bytes of fp32 logits a step measures in chunks of positions. Below it the
-# one-chunk path runs, which is the reference loop's arithmetic bit for bit (tests/parity).
-LOGITS_BUDGET = 512 * 2**20
+# The step measures in chunks where the batch's fp32 logits would take more than this share
+# of the device's memory. Measured on an H200 (benchmarks/RESULTS.md): where the full logits
+# fit, chunks only cost time (Llama-3.2-1B at 512 tokens, compute-bound from batch ~80 on:
+# 112 sample-steps/s whole, 96 in chunks), so they are for cards where the logits would crowd
+# out the batch. Below it the one-chunk path runs, which is the reference loop's arithmetic
+# bit for bit (tests/parity). LOGITS_BUDGET (bytes) overrides the share.
+LOGITS_SHARE = 0.25
+LOGITS_BUDGET: int | None = None
+
+
+def logits_budget(device: torch.device) -> int:
+    if LOGITS_BUDGET is not None:
+        return LOGITS_BUDGET
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+    else:
+        import psutil
+
+        total = psutil.virtual_memory().total
+    return int(total * LOGITS_SHARE)
 
 
 @dataclass
@@ -155,12 +172,11 @@ def _last_hidden(out) -> torch.Tensor:
 
 def chunk_positions(model: nn.Module, batch: int, positions: int) -> int:
     """Positions per chunk for a step over (batch, positions): all of them while the fp32
-    logits fit in LOGITS_BUDGET, else as many as do (at least one)."""
+    logits fit in the budget, else as many as do (at least one)."""
     vocab = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() \
         is not None else model.config.vocab_size
-    per_position = batch * vocab * 4
-    return positions if per_position * positions <= LOGITS_BUDGET \
-        else max(1, LOGITS_BUDGET // per_position)
+    per_position, budget = batch * vocab * 4, logits_budget(model.device)
+    return positions if per_position * positions <= budget else max(1, budget // per_position)
 
 
 def text_stats(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
