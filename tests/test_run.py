@@ -105,9 +105,10 @@ def test_only_texts_at_full_accuracy_are_decoded_and_the_rest_fail_where_teacher
                                                   / r.num_predicted)
 
 
-def test_results_reach_the_caller_when_their_group_is_decoded(monkeypatch):
+def test_results_reach_the_caller_as_soon_as_they_are_decoded(monkeypatch):
     model = make_tiny_model("llama")
-    monkeypatch.setattr(run, "DECODE_GROUP_SHARE", 0.01)  # a group of one: as each finishes
+    monkeypatch.setattr(run, "DECODE_WAIT_S", 0.0)  # no waiting: each is decoded as it finishes
+    monkeypatch.setattr(run, "DECODE_COST_RATIO", 0.0)
     seen = []
     texts = [[5, *range(10 + 3 * i, 13 + 3 * i)] for i in (0, 1, 3, 4)]
     results = run.cram_token_ids(model, texts, CramConfig(lr=0.1, max_steps=150),

