@@ -145,6 +145,9 @@ def pytest_configure(config):
     # shared across test runs but kept out of $HOME unless the caller chose a place.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("CRAM_HARNESS_CACHE", "/tmp/cram-harness-test-cache")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker, and per process it starts
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

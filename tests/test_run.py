@@ -44,10 +44,6 @@ def test_chunked_measurement_equals_the_full_one(arch, monkeypatch):
 
 
 def test_a_model_that_changes_its_logits_after_the_head_is_measured_the_full_way():
-    model = make_tiny_model("llama")
-    head = model.get_output_embeddings()
-    head.register_forward_hook(lambda module, args, out: out)  # no change: split allowed
-    assert measure.head_split(model) is not None
     capped = make_tiny_model("llama")
     forward = capped.forward
 

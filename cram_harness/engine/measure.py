@@ -81,29 +81,22 @@ def _piece(logits: torch.Tensor, targets: torch.Tensor, maskf: torch.Tensor,
     return loss, nats, hits, margin, first
 
 
-def _combine(pieces: list[tuple[int, tuple[torch.Tensor, ...]]], maskf: torch.Tensor,
-             width: int) -> TokenStats:
-    """TokenStats from (offset, piece) runs of positions that tile [0, width)."""
+def _combine(pieces: list[tuple[int, int, tuple[torch.Tensor, ...]]],
+             maskf: torch.Tensor) -> TokenStats:
+    """TokenStats from (offset, width, piece) runs of positions that tile the text."""
     count = maskf.sum(1).clamp(min=1)
     if len(pieces) == 1:  # the arithmetic of the reference loop, op for op
-        _, (loss, nats, hits, margin, first) = pieces[0]
+        (_, _, (loss, nats, hits, margin, first)), = pieces
     else:
-        loss = torch.stack([p[0] for _, p in pieces]).sum(0)
-        nats = torch.stack([p[1] for _, p in pieces]).sum(0)
-        hits = torch.stack([p[2] for _, p in pieces]).sum(0)
-        margin = torch.stack([p[3] for _, p in pieces]).min(0).values
-        # a piece with no miss says its own width; the earliest miss of any piece is the first
-        first = torch.stack([torch.where(p[4] < piece_width(i, pieces, width), p[4] + offset,
-                                         width)
-                             for i, (offset, p) in enumerate(pieces)]).min(0).values
+        loss, nats, hits = (torch.stack([p[j] for _, _, p in pieces]).sum(0) for j in range(3))
+        margin = torch.stack([p[3] for _, _, p in pieces]).min(0).values
+        # a piece without a miss says its own width: the earliest miss of any piece is first
+        no_miss = maskf.shape[1]
+        first = torch.stack([torch.where(p[4] < width, p[4] + offset, no_miss)
+                             for offset, width, p in pieces]).min(0).values
     first = torch.minimum(first, maskf.sum(1).long())  # no miss: the number of real positions
     return TokenStats(loss=loss / count, nats=nats / count, accuracy=hits / count,
                       min_margin=margin, first_miss=first)
-
-
-def piece_width(i: int, pieces: list[tuple[int, tuple]], width: int) -> int:
-    end = pieces[i + 1][0] if i + 1 < len(pieces) else width
-    return end - pieces[i][0]
 
 
 def token_stats(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
@@ -111,7 +104,7 @@ def token_stats(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
     """Loss, accuracy, margin and first miss per sample from (B, N, V) logits; `mask` marks
     real (non-padding) targets."""
     maskf = mask.float()
-    return _combine([(0, _piece(logits, targets, maskf, temperature))], maskf, targets.shape[1])
+    return _combine([(0, targets.shape[1], _piece(logits, targets, maskf, temperature))], maskf)
 
 
 def prefixed_inputs(
@@ -152,7 +145,7 @@ def head_split(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     split = None
     if body is not None and body is not model and head is not None:
         embeds = model.get_input_embeddings()(torch.tensor([[1, 2, 3, 4]], device=model.device))
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(model.device.type, enabled=False):
             full = model(inputs_embeds=embeds, use_cache=False).logits.float()
             try:
                 mine = head(_last_hidden(body(inputs_embeds=embeds, use_cache=False))).float()
@@ -204,5 +197,5 @@ def text_stats(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.
         end = min(start + chunk, width)
         piece = checkpoint(measure, hidden[:, start:end], targets[:, start:end],
                            maskf[:, start:end], use_reentrant=False)
-        pieces.append((start, piece))
-    return _combine(pieces, maskf, width)
+        pieces.append((start, end - start, piece))
+    return _combine(pieces, maskf)
