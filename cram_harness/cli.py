@@ -212,18 +212,25 @@ def ls(what: str, include_path) -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to this file.")
 def leaderboard(paths, fmt_name, output) -> None:
     """Rank models from results files or directories (PATHS, searched recursively)."""
-    from cram_harness.reporting.tables import load_results, render, rich_table, table1_rows
-    from cram_harness.results.files import write_text_atomic
+    from pathlib import Path
 
+    from cram_harness.reporting.tables import (
+        is_leaderboard,
+        load_results,
+        render,
+        rich_table,
+        table1_rows,
+    )
+    from cram_harness.results.files import check_report_output, write_text_atomic
+
+    if output:  # before any reading: never over a file that is not a leaderboard
+        check_report_output(Path(output), is_leaderboard, "leaderboard")
     rows = table1_rows(load_results(paths))
     if fmt_name == "table":
         from rich.console import Console
 
         if output:
             import io
-            from pathlib import Path
-
-            from cram_harness.results.files import write_text_atomic
 
             buffer = io.StringIO()
             Console(file=buffer, width=160).print(rich_table(rows, "cram-harness leaderboard"))
@@ -233,8 +240,6 @@ def leaderboard(paths, fmt_name, output) -> None:
         return
     text = render(rows, fmt_name)
     if output:
-        from pathlib import Path
-
         write_text_atomic(Path(output), text)
     else:
         click.echo(text, nl=False)
@@ -251,9 +256,11 @@ def report(paths, output, formats) -> None:
     directories (searched recursively)."""
     from pathlib import Path
 
-    from cram_harness.reporting.html import write_report
+    from cram_harness.reporting.html import is_report, write_report
     from cram_harness.reporting.tables import load_results
+    from cram_harness.results.files import check_report_output
 
+    check_report_output(Path(output) / "report.html", is_report, "report", "--output")
     page = write_report(load_results(paths), Path(output), formats=tuple(formats))
     click.echo(f"report: {page}")
 

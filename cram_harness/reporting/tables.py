@@ -182,6 +182,16 @@ def render(rows: list[dict], fmt_name: str = "table") -> str:
     raise CramError(f"unknown format {fmt_name!r}: use one of {', '.join(FORMATS)}")
 
 
+def is_leaderboard(text: str) -> bool:
+    """Whether `text` (a file's start) is a leaderboard `render` or the table wrote, in any
+    format: such a file may be written over."""
+    first = text.lstrip().split("\n", 1)[0]
+    return (first.startswith("model,dataset,") and ",capacity" in first  # csv
+            or first.startswith("| model | dataset |")  # markdown
+            or "<title>cram-harness leaderboard</title>" in text[:400]  # html
+            or "cram-harness leaderboard" in first)  # the rich table's title
+
+
 def _csv_value(value, std: bool = False):
     if isinstance(value, tuple):
         value = value[1 if std else 0]
