@@ -289,8 +289,10 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
     from cram_harness.api import cram
     from cram_harness.data import read_text_file
+    from cram_harness.integrations.peft import check_adapter_target
     from cram_harness.models.load import load_model, resolve_autocast
 
+    check_adapter_target(out)  # before any work: never over what export did not write
     text = sys.stdin.read() if text_path == "-" else read_text_file(text_path)
     options = {k: v for k, v in dict(max_steps=max_steps, lr=lr, min_margin=min_margin).items()
                if v is not None}
