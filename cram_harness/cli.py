@@ -291,12 +291,18 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
     from cram_harness.data import read_text_file
     from cram_harness.integrations.peft import check_adapter_target
     from cram_harness.models.load import load_model, resolve_autocast
+    from cram_harness.models.tokens import check_fits, check_tokens_fit, encode_text
+    from cram_harness.validation import check_options, cli_flag
 
+    check_options(dict(mem_tokens=mem_tokens, max_tokens=max_tokens, max_steps=max_steps, lr=lr,
+                       min_margin=min_margin, seed=seed), cli_flag)
     check_adapter_target(out)  # before any work: never over what export did not write
     text = sys.stdin.read() if text_path == "-" else read_text_file(text_path)
     options = {k: v for k, v in dict(max_steps=max_steps, lr=lr, min_margin=min_margin).items()
                if v is not None}
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    check_fits(loaded, mem_tokens, max_tokens)  # the context's limits, before any work
+    check_tokens_fit(loaded, mem_tokens, [encode_text(tokenizer, text, max_tokens)])
     (result,) = cram(loaded, text, n_mem=mem_tokens, max_tokens=max_tokens,
                      tokenizer=tokenizer, seed=seed, dtype=resolve_autocast("auto", loaded),
                      **options)
@@ -379,8 +385,10 @@ def _run_cli(argv: list[str], debug: bool) -> None:
         cli.main(args=argv, prog_name="cram-eval", standalone_mode=False)
     except click.exceptions.Abort:
         _interrupted()
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # one line, as every error: click's own words
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from cram_harness.errors import CramError
+from cram_harness.validation import MAX_STEPS
 
 KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling", "similarity", "interpolation",
          "capacity_estimate")
@@ -141,7 +142,8 @@ def _parse_group(path: Path, data: dict) -> GroupConfig:
 
 def _positive_ints(path: Path, key: str, value: object) -> tuple[int, ...]:
     if not isinstance(value, list) or not value or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_STEPS for v in value
     ):
-        raise CramError(f"{path}: key {key!r} must be a non-empty list of positive integers")
+        raise CramError(f"{path}: key {key!r} must be a non-empty list of positive integers "
+                        f"(at most {MAX_STEPS})")
     return tuple(sorted(set(value)))

@@ -202,6 +202,13 @@ def load_adapter(path: str | os.PathLike, model: Any) -> tuple[torch.Tensor, dic
             f"{path} was made for another base model ({made_for.get('model_type')}, "
             f"spec {info.get('model_spec')!r}): load it with that model"
         )
+    from cram_harness.models.tokens import context_length
+
+    limit, length = context_length(model), info.get("num_tokens", 2)
+    if limit is not None and memory.shape[0] + length > limit:
+        raise CramError(f"{path} holds {memory.shape[0]} vector(s) and a text of {length} "
+                        f"tokens, which do not fit in this model's context of {limit} "
+                        "positions: decode it with the model it was made for")
     return memory, info
 
 
