@@ -343,3 +343,66 @@ def test_a_task_file_refuses_numbers_that_make_no_sense(key, value, message, tmp
     code, _, err = run_cli(["--model", "smollm2-135m", "--tasks", "mine", "--include-path",
                             str(tmp_path), "--output-path", str(tmp_path / "r")], capsys)
     assert "mine.yaml" in assert_one_error_line(code, err, message)
+
+
+# --- files a user points at -----------------------------------------------------------------
+
+
+def _copy_model(tiny_model_dir: str, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+
+
+def test_truncated_weights_name_the_file(tiny_model_dir, tmp_path, capsys):
+    model = _copy_model(tiny_model_dir, tmp_path)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a partial download
+    code, _, err = run_cli(["decode", "nowhere", "--model", str(model)], capsys)
+    line = assert_one_error_line(code, err, f"{weights} is damaged or truncated")
+    assert "download it again" in line
+
+
+def test_a_damaged_cache_entry_says_to_delete_it(tiny_model_dir, tmp_path, capsys,
+                                                 monkeypatch):
+    import hashlib
+    import shutil
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    monkeypatch.setenv("CRAM_HARNESS_CACHE", str(tmp_path / "cache"))
+    entry = tmp_path / "cache" / "models" / f"m-{key.hexdigest()[:16]}"
+    shutil.copytree(tiny_model_dir, entry)
+    (entry / "model.safetensors").write_bytes(b"\x10\0\0\0\0\0\0\0{")  # cut off mid-header
+    code, _, err = run_cli(["decode", "nowhere", "--model", f"gguf:{gguf}"], capsys)
+    line = assert_one_error_line(code, err, f"{entry / 'model.safetensors'} is damaged")
+    assert f"delete the cache entry {entry}" in line
+
+
+def test_a_model_folder_without_a_tokenizer_says_so(tiny_model_dir, tmp_path, capsys):
+    model = _copy_model(tiny_model_dir, tmp_path)
+    for file in model.glob("tokenizer*"):
+        file.unlink()
+    code, _, err = run_cli(["decode", "nowhere", "--model", str(model)], capsys)
+    assert_one_error_line(code, err, f"{model} has a model but no tokenizer")
+
+
+def test_a_hub_spec_without_network_answers_within_seconds(tmp_path, capsys, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    import cram_harness.models.load as models
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as a user without the variable
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                  "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    assert not models.hub_reachable()
+    start = time.time()
+    code, _, err = run_cli(["decode", "nowhere", "--model", "hf:nobody/nothing-here"], capsys)
+    assert_one_error_line(code, err, "the Hub is not reachable from here")
+    assert time.time() - start < 15
