@@ -406,3 +406,32 @@ def test_a_hub_spec_without_network_answers_within_seconds(tmp_path, capsys, mon
     code, _, err = run_cli(["decode", "nowhere", "--model", "hf:nobody/nothing-here"], capsys)
     assert_one_error_line(code, err, "the Hub is not reachable from here")
     assert time.time() - start < 15
+
+
+def _include(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    """(the --include-path to give, what its line says) for each kind of bad include path."""
+    base = tmp_path / "inc"
+    base.mkdir()
+    if kind == "folder-named-yaml":
+        (base / "mine.yaml").mkdir()
+        return base, f"{base / 'mine.yaml'} is a directory named like a task file"
+    if kind == "symlink-loop":
+        (base / "loop").symlink_to(base / "loop")
+        return base / "loop", "cannot be followed"
+    if kind == "yaml-symlink-loop":
+        (base / "self.yaml").symlink_to(base / "self.yaml")
+        return base, f"{base / 'self.yaml'}: cannot be read as a task file"
+    if kind == "missing":
+        return base / "nowhere", "does not exist"
+    (base / "mine.yaml").write_text("task: mine\n")
+    return base / "mine.yaml", f"is a file: give the directory of task YAML that holds it ({base})"
+
+
+@pytest.mark.parametrize("kind", ["folder-named-yaml", "symlink-loop", "yaml-symlink-loop",
+                                  "missing", "a-file"])
+@pytest.mark.parametrize("command", [["ls", "tasks"], ["--model", "x", "--tasks", "mine"]])
+def test_a_bad_include_path_is_named(kind, command, tmp_path, capsys):
+    path, message = _include(kind, tmp_path)
+    code, _, err = run_cli([*command, "--include-path", str(path)], capsys)
+    line = assert_one_error_line(code, err, message)
+    assert str(path) in line and "unknown task" not in line

@@ -80,6 +80,9 @@ def parse_file(path: Path) -> TaskConfig | GroupConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CramError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    except OSError as exc:  # a symlink loop or to nothing, no permission
+        raise CramError(f"{path}: cannot be read as a task file ({exc.strerror}): fix or "
+                        "remove it") from None
     if not isinstance(data, dict):
         raise CramError(f"{path}: a task file must hold a mapping with a 'task' or 'group' key")
     if "group" in data:
