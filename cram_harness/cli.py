@@ -136,6 +136,7 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, batch_size, devic
         trust_remote_code, wandb_args, hf_hub_log_args) -> None:
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
+    from rich.markup import escape
 
     from cram_harness.harness.evaluator import RunSettings, evaluate
     from cram_harness.integrations.lm_eval import spellings as lm_eval
@@ -170,13 +171,13 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, batch_size, devic
         for sweep in res["sweeps"]:
             stop = sweep["stopped"]
             where = f"stopped at {stop['length']}: " if stop["length"] is not None else ""
-            console.print(f"[dim]{sweep['dataset']} k={sweep['n_mem']}: {where}"
-                          f"{stop['reason']}[/]")
-        console.print(f"results: {res['results_file']}")
+            console.print(f"[dim]{escape(sweep['dataset'])} k={sweep['n_mem']}: "
+                          f"{escape(where + stop['reason'])}[/]")
+        console.print(f"results: {res['results_file']}", markup=False, soft_wrap=True)
     title = "Table 1" if len(results) == 1 else "Table 1: model comparison"
     console.print(rich_table(table1_rows(results), title=title))
     for line in sinks.send(results):
-        console.print(line)
+        console.print(line, markup=False)
 
 
 @cli.command("ls")
@@ -288,7 +289,7 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
            min_margin, seed, device, dtype) -> None:
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
     from cram_harness.api import cram
-    from cram_harness.data import read_text_file
+    from cram_harness.data import decode_text, read_text_file
     from cram_harness.integrations.peft import check_adapter_target
     from cram_harness.models.load import load_model, resolve_autocast
     from cram_harness.models.tokens import check_fits, check_tokens_fit, encode_text
@@ -297,7 +298,8 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
     check_options(dict(mem_tokens=mem_tokens, max_tokens=max_tokens, max_steps=max_steps, lr=lr,
                        min_margin=min_margin, seed=seed), cli_flag)
     check_adapter_target(out)  # before any work: never over what export did not write
-    text = sys.stdin.read() if text_path == "-" else read_text_file(text_path)
+    text = decode_text(sys.stdin.buffer.read(), "stdin") if text_path == "-" \
+        else read_text_file(text_path)
     options = {k: v for k, v in dict(max_steps=max_steps, lr=lr, min_margin=min_margin).items()
                if v is not None}
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
@@ -345,11 +347,12 @@ def show(path: str) -> None:
 
     res = load_results([path])[-1]  # in a directory: the newest results file
     console = Console()
-    console.print(f"{res['model_name']}  ({res.get('results_file')})")
+    console.print(f"{res['model_name']}  ({res.get('results_file')})", markup=False,
+                  soft_wrap=True)
     for sweep in res.get("sweeps", []):
         accs = ", ".join(f"{k}: {v:.3f}" for k, v in sweep["mean_accuracy"].items())
-        console.print(f"  {sweep['dataset']} k={sweep['n_mem']}  mean accuracy by length: "
-                      f"{accs}")
+        console.print(f"  {sweep.get('dataset', '?')} k={sweep.get('n_mem', 1)}  mean accuracy "
+                      f"by length: {accs}", markup=False)
     console.print(rich_table(table1_rows([res])))
 
 

@@ -435,3 +435,93 @@ def test_a_bad_include_path_is_named(kind, command, tmp_path, capsys):
     code, _, err = run_cli([*command, "--include-path", str(path)], capsys)
     line = assert_one_error_line(code, err, message)
     assert str(path) in line and "unknown task" not in line
+
+
+def test_names_and_paths_with_markup_characters_print_as_text(tiny_model_dir, books, tmp_path,
+                                                              capsys):
+    import shutil
+
+    from tests.test_reliability import flat
+
+    model = tmp_path / "m[" / "b]"  # "[/b]" in the path: a closing tag to rich
+    shutil.copytree(tiny_model_dir, model)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "mine.yaml").write_text(f"task: mine\nkind: capacity\ndataset: 'd[/i]'\n"
+                                     f"source: {{kind: local, path: '{books}'}}\n"
+                                     "lengths: [4]\nnum_samples: 1\n")
+    out = tmp_path / "res[" / "x]"
+    argv = ["--model", str(model), "--tasks", "mine", "--include-path", str(tasks),
+            "--max-steps", "2", "--device", "cpu", "--output-path", str(out)]
+    for _ in range(2):  # the rerun too
+        code, stdout, err = run_cli(argv, capsys)
+        assert code == 0, err
+        assert str(out) in flat(stdout) and "d[/i]" in flat(stdout)
+    results = sorted(out.rglob("results_*.json"))[-1]
+    code, stdout, err = run_cli(["show", str(results)], capsys)
+    assert code == 0, err
+    assert str(results) in flat(stdout)
+    code, stdout, err = run_cli(["leaderboard", str(out)], capsys)
+    assert code == 0, err
+    assert "d[/i]" in stdout
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"\x00\x00\x00\x00", "stdin is a binary file"),
+    ("Caf\u00e9 au lait.".encode("latin-1"), "stdin is not UTF-8 (bad byte at offset 3)"),
+    (b"  \n", "stdin is empty or only whitespace"),
+])
+def test_bad_text_on_stdin_is_one_line(data, message, tiny_model_dir, tmp_path, capsys,
+                                       monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, _, err = run_cli(["export", "--model", tiny_model_dir, "--text", "-", "--out",
+                            str(tmp_path / "a")], capsys)
+    assert_one_error_line(code, err, message)
+
+
+def test_a_nul_only_file_is_one_line(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "nul.txt").write_bytes(b"\x00" * 64)
+    code, _, err = run_cli(["export", "--model", tiny_model_dir, "--text",
+                            str(tmp_path / "nul.txt"), "--out", str(tmp_path / "a")], capsys)
+    assert_one_error_line(code, err, f"{tmp_path / 'nul.txt'} is a binary file")
+
+
+@pytest.mark.parametrize("texts, message", [
+    (b"she was at the", None),  # bytes of UTF-8 text: read as the text
+    (b"\xff\xfe she was", "the text given as bytes is not UTF-8"),
+    ("\x00\x00\x00", "the text holds NUL characters"),
+    ([b"she was at the"], None),
+    ([3, 4], "a text is int, not str"),
+])
+def test_the_api_reads_bytes_as_files_are_read(texts, message):
+    from cram_harness.errors import CramError
+    from cram_harness.models.tokens import encode_text
+    from tests.conftest import make_word_tokenizer
+
+    items = texts if isinstance(texts, list) else [texts]
+    if message is None:
+        assert [encode_text(make_word_tokenizer(), t) for t in items]
+    else:
+        with pytest.raises(CramError, match=message):
+            [encode_text(make_word_tokenizer(), t) for t in items]
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"results": {"capacity_x": {"decoding_capacity,none": "eight"}}},
+     "key 'results' -> 'capacity_x' -> 'decoding_capacity,none' is 'eight', expected a number"),
+    ({"results": {"capacity_x": {"token_gain,none": [1], "token_gain_std,none": 1.0}}},
+     "'token_gain,none' is [1]"),
+    ({"results": {"capacity_x": {"decoding_capacity,none": True}}}, "is True"),
+    ({"model_info": {"d_model": "wide"}}, "key 'model_info' -> 'd_model' is 'wide'"),
+])
+@pytest.mark.parametrize("command", ["show", "leaderboard", "report"])
+def test_metric_values_of_the_wrong_type_name_file_and_key(override, message, command,
+                                                           tmp_path, capsys):
+    bad = write_results(tmp_path / "r" / "m" / "results_2026-01-01T00-00-00.json", **override)
+    extra = ["-o", str(tmp_path / "site")] if command == "report" else []
+    code, _, err = run_cli([command, str(bad), *extra], capsys)
+    line = assert_one_error_line(code, err, message)
+    assert str(bad) in line

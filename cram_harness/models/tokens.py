@@ -23,7 +23,16 @@ def encode_text(tokenizer: Any, text: str, max_tokens: int | None = None) -> lis
 
     The first token seeds decoding; the rest are predicted. A text with fewer tokens than
     asked is used whole (callers record its real length)."""
-    if not isinstance(text, str) or not text.strip():
+    if isinstance(text, bytes | bytearray):  # the same rule as a file's bytes
+        from cram_harness.data.text import decode_text
+
+        text = decode_text(bytes(text), "the text given as bytes")
+    if not isinstance(text, str):
+        raise CramError(f"a text is {type(text).__name__}, not str: give a str or a list of "
+                        "str (bytes given as texts are split into numbers: decode them first)")
+    if "\x00" in text:
+        raise CramError("the text holds NUL characters: it is binary, not text")
+    if not text.strip():
         raise CramError("the text is empty or whitespace only: give at least two tokens of text")
     ids = tokenizer(text, add_special_tokens=False).input_ids
     if adds_bos(tokenizer):

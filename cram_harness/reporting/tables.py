@@ -64,7 +64,7 @@ def load_results(paths: Iterable[str | Path]) -> list[dict]:
     for f in files:
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
-            wrong = schemas.problem(data, schemas.RESULTS)
+            wrong = schemas.results_problem(data)
         except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
             wrong = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if wrong:  # a file that is not ours is named and skipped; the others still count
