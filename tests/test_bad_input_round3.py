@@ -525,3 +525,33 @@ def test_metric_values_of_the_wrong_type_name_file_and_key(override, message, co
     code, _, err = run_cli([command, str(bad), *extra], capsys)
     line = assert_one_error_line(code, err, message)
     assert str(bad) in line
+
+
+# --- as a user runs them: real processes ----------------------------------------------------
+
+
+def test_the_data_loss_cases_as_processes(results_dir, lora_folder, tmp_path):
+    """The two commands that destroyed data, and a number export took, as real processes:
+    exit 2, stdout empty, one line on stderr, every file as it was."""
+    import subprocess
+    import sys
+
+    from tests.test_reliability import env
+
+    (tmp_path / "text.txt").write_text("she was at the")
+    before = snapshot(tmp_path)
+    cases = [
+        (["leaderboard", str(results_dir), "--format", "csv", "--output",
+          str(results_dir / "tiny" / "records.jsonl")], "a records file"),
+        (["export", "--model", "smollm2-135m", "--text", str(tmp_path / "text.txt"), "--out",
+          str(lora_folder)], "is not a cram adapter that export wrote"),
+        (["export", "--model", "smollm2-135m", "--text", str(tmp_path / "text.txt"), "--out",
+          str(tmp_path / "new"), "--lr", "nan"], "--lr is nan"),
+    ]
+    for argv, message in cases:
+        proc = subprocess.run([sys.executable, "-m", "cram_harness", *argv],
+                              capture_output=True, text=True, env=env(), timeout=120)
+        assert proc.returncode == 2 and not proc.stdout, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert snapshot(tmp_path) == before
