@@ -320,7 +320,9 @@ def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, info: dic
         batch = settings.batch_size or min(s.num_samples, CPU_MAX_BATCH)
         steps += sum(-(-s.num_samples // batch) * max_steps * (n + s.n_mem) for n in lengths)
     ref = min(64, max(max(s.lengths) for s in sweeps))
-    batch = settings.batch_size or min(max(s.num_samples for s in sweeps), CPU_MAX_BATCH)
+    # timed at a batch no larger than the texts there are: a --batch-size past them would
+    # allocate for texts that never come
+    batch = min(settings.batch_size or CPU_MAX_BATCH, max(s.num_samples for s in sweeps))
     per_position = time_step(model, ref + 1, batch, settings.engine_options(1, model)["dtype"]) \
         / (ref + 1)
     minutes = steps * per_position / 60

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from cram_harness import schemas
 from cram_harness.errors import CramError
+from cram_harness.models.tokens import context_length
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -202,8 +203,6 @@ def load_adapter(path: str | os.PathLike, model: Any) -> tuple[torch.Tensor, dic
             f"{path} was made for another base model ({made_for.get('model_type')}, "
             f"spec {info.get('model_spec')!r}): load it with that model"
         )
-    from cram_harness.models.tokens import context_length
-
     limit, length = context_length(model), info.get("num_tokens", 2)
     if limit is not None and memory.shape[0] + length > limit:
         raise CramError(f"{path} holds {memory.shape[0]} vector(s) and a text of {length} "
