@@ -136,6 +136,7 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, batch_size, devic
         trust_remote_code, wandb_args, hf_hub_log_args) -> None:
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
+    from rich.markup import escape
 
     from cram_harness.harness.evaluator import RunSettings, evaluate
     from cram_harness.integrations.lm_eval import spellings as lm_eval
@@ -170,13 +171,13 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, batch_size, devic
         for sweep in res["sweeps"]:
             stop = sweep["stopped"]
             where = f"stopped at {stop['length']}: " if stop["length"] is not None else ""
-            console.print(f"[dim]{sweep['dataset']} k={sweep['n_mem']}: {where}"
-                          f"{stop['reason']}[/]")
-        console.print(f"results: {res['results_file']}")
+            console.print(f"[dim]{escape(sweep['dataset'])} k={sweep['n_mem']}: "
+                          f"{escape(where + stop['reason'])}[/]")
+        console.print(f"results: {res['results_file']}", markup=False, soft_wrap=True)
     title = "Table 1" if len(results) == 1 else "Table 1: model comparison"
     console.print(rich_table(table1_rows(results), title=title))
     for line in sinks.send(results):
-        console.print(line)
+        console.print(line, markup=False)
 
 
 @cli.command("ls")
@@ -212,18 +213,25 @@ def ls(what: str, include_path) -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to this file.")
 def leaderboard(paths, fmt_name, output) -> None:
     """Rank models from results files or directories (PATHS, searched recursively)."""
-    from cram_harness.reporting.tables import load_results, render, rich_table, table1_rows
-    from cram_harness.results.files import write_text_atomic
+    from pathlib import Path
 
+    from cram_harness.reporting.tables import (
+        is_leaderboard,
+        load_results,
+        render,
+        rich_table,
+        table1_rows,
+    )
+    from cram_harness.results.files import check_report_output, write_text_atomic
+
+    if output:  # before any reading: never over a file that is not a leaderboard
+        check_report_output(Path(output), is_leaderboard, "leaderboard")
     rows = table1_rows(load_results(paths))
     if fmt_name == "table":
         from rich.console import Console
 
         if output:
             import io
-            from pathlib import Path
-
-            from cram_harness.results.files import write_text_atomic
 
             buffer = io.StringIO()
             Console(file=buffer, width=160).print(rich_table(rows, "cram-harness leaderboard"))
@@ -233,8 +241,6 @@ def leaderboard(paths, fmt_name, output) -> None:
         return
     text = render(rows, fmt_name)
     if output:
-        from pathlib import Path
-
         write_text_atomic(Path(output), text)
     else:
         click.echo(text, nl=False)
@@ -251,9 +257,11 @@ def report(paths, output, formats) -> None:
     directories (searched recursively)."""
     from pathlib import Path
 
-    from cram_harness.reporting.html import write_report
+    from cram_harness.reporting.html import is_report, write_report
     from cram_harness.reporting.tables import load_results
+    from cram_harness.results.files import check_report_output
 
+    check_report_output(Path(output) / "report.html", is_report, "report", "--output")
     page = write_report(load_results(paths), Path(output), formats=tuple(formats))
     click.echo(f"report: {page}")
 
@@ -281,13 +289,22 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
            min_margin, seed, device, dtype) -> None:
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
     from cram_harness.api import cram
-    from cram_harness.data import read_text_file
+    from cram_harness.data import decode_text, read_text_file
+    from cram_harness.integrations.peft import check_adapter_target
     from cram_harness.models.load import load_model, resolve_autocast
+    from cram_harness.models.tokens import check_fits, check_tokens_fit, encode_text
+    from cram_harness.validation import check_options, cli_flag
 
-    text = sys.stdin.read() if text_path == "-" else read_text_file(text_path)
+    check_options(dict(mem_tokens=mem_tokens, max_tokens=max_tokens, max_steps=max_steps, lr=lr,
+                       min_margin=min_margin, seed=seed), cli_flag)
+    check_adapter_target(out)  # before any work: never over what export did not write
+    text = decode_text(sys.stdin.buffer.read(), "stdin") if text_path == "-" \
+        else read_text_file(text_path)
     options = {k: v for k, v in dict(max_steps=max_steps, lr=lr, min_margin=min_margin).items()
                if v is not None}
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    check_fits(loaded, mem_tokens, max_tokens)  # the context's limits, before any work
+    check_tokens_fit(loaded, mem_tokens, [encode_text(tokenizer, text, max_tokens)])
     (result,) = cram(loaded, text, n_mem=mem_tokens, max_tokens=max_tokens,
                      tokenizer=tokenizer, seed=seed, dtype=resolve_autocast("auto", loaded),
                      **options)
@@ -330,11 +347,12 @@ def show(path: str) -> None:
 
     res = load_results([path])[-1]  # in a directory: the newest results file
     console = Console()
-    console.print(f"{res['model_name']}  ({res.get('results_file')})")
+    console.print(f"{res['model_name']}  ({res.get('results_file')})", markup=False,
+                  soft_wrap=True)
     for sweep in res.get("sweeps", []):
         accs = ", ".join(f"{k}: {v:.3f}" for k, v in sweep["mean_accuracy"].items())
-        console.print(f"  {sweep['dataset']} k={sweep['n_mem']}  mean accuracy by length: "
-                      f"{accs}")
+        console.print(f"  {sweep.get('dataset', '?')} k={sweep.get('n_mem', 1)}  mean accuracy "
+                      f"by length: {accs}", markup=False)
     console.print(rich_table(table1_rows([res])))
 
 
@@ -370,8 +388,10 @@ def _run_cli(argv: list[str], debug: bool) -> None:
         cli.main(args=argv, prog_name="cram-eval", standalone_mode=False)
     except click.exceptions.Abort:
         _interrupted()
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # one line, as every error: click's own words
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -119,3 +119,39 @@ def problem(data: Any, keys: tuple[Key, ...]) -> str | None:
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             return f"key {key.name!r} is {shown}, expected {key.what}"
     return None
+
+
+# The metrics that tables, reports and the leaderboard read from a results file (with their
+# `progressive_` and `_std` forms): each must be a number or null where it is there.
+READ_METRICS = ("decoding_capacity", "greedy_capacity", "capacity_utilization",
+                "n_full_vectors", "token_gain", "information_gain", "information_gain_bits")
+MODEL_INFO_NUMBERS = ("d_model", "eq1_capacity")
+
+
+def _read_metric(key: str) -> bool:
+    name = key.split(",")[0].removeprefix("progressive_").removesuffix("_std")
+    return name in READ_METRICS
+
+
+def results_problem(data: Any) -> str | None:
+    """`problem(data, RESULTS)`, and then the values that are read: a metric or a model's
+    size of another type is named by task and key."""
+    wrong = problem(data, RESULTS)
+    if wrong:
+        return wrong
+    for task, metrics in data["results"].items():
+        for key, value in metrics.items():
+            if _read_metric(str(key)) and value is not None and not (
+                    isinstance(value, int | float) and not isinstance(value, bool)):
+                return f"key 'results' -> {task!r} -> {key!r} is {_shown(value)}, expected a number"
+    info = data.get("model_info", {})
+    for key in MODEL_INFO_NUMBERS:
+        value = info.get(key)
+        if value is not None and not _number(value):
+            return f"key 'model_info' -> {key!r} is {_shown(value)}, expected a number"
+    return None
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."

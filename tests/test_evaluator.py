@@ -90,7 +90,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(
 
 
 def test_sweep_stops_below_the_floor_and_says_why(tiny_model_dir, word_corpus, tmp_path):
-    s = settings(tmp_path, word_corpus, lengths=(4, 8, 16), stop_below=1.01, max_steps=2)
+    s = settings(tmp_path, word_corpus, lengths=(4, 8, 16), stop_below=1.0, max_steps=2)
     (res,) = evaluate(tiny_model_dir, ["capacity_pg19"], s)
     sweep = res["sweeps"][0]
     assert sweep["stopped"]["length"] == 4 and "below the floor" in sweep["stopped"]["reason"]

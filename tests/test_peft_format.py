@@ -122,10 +122,14 @@ def test_adapter_loads_back_for_warm_start(crammed, tmp_path):
 def test_saving_over_an_adapter_replaces_it_whole(crammed, tmp_path):
     model, _, result = crammed
     path = result.save_adapter(tmp_path / "adapter")
-    (path / "stale.txt").write_text("old")
+    (path / "adapter_model.safetensors").write_bytes(b"old")
     result.save_adapter(path)
-    assert not (path / "stale.txt").exists()
+    assert load_adapter(path, model)[0].shape == result.memory.shape
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # no temp dirs left
+    (path / "notes.txt").write_text("mine")  # no longer only what save_adapter wrote
+    with pytest.raises(CramError, match="it also holds notes.txt"):
+        result.save_adapter(path)
+    assert (path / "notes.txt").read_text() == "mine"
 
 
 def test_wrong_hidden_size_is_refused(crammed, tmp_path):

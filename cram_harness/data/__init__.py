@@ -21,6 +21,7 @@ from cram_harness.data.novels import NOVELS, BundledNovels
 from cram_harness.data.random_words import RandomWords
 from cram_harness.data.text import (
     chunk_sentences,
+    decode_text,
     read_text_file,
     second_half,
     split_sentences,
@@ -35,5 +36,5 @@ SOURCES: dict[str, Callable[..., DataSource]] = {
 }
 
 __all__ = ["SOURCES", "NOVELS", "BundledNovels", "DataSource", "HFDataset", "LocalFiles",
-           "RandomWords", "SourceText", "chunk_sentences", "read_text_file", "second_half",
-           "split_sentences", "strip_gutenberg"]
+           "RandomWords", "SourceText", "chunk_sentences", "decode_text", "read_text_file",
+           "second_half", "split_sentences", "strip_gutenberg"]

@@ -8,6 +8,9 @@ from functools import lru_cache
 from cram_harness.data.base import SourceText
 from cram_harness.errors import CramError
 
+# Texts are built whole before any model loads: a --limit of billions must not fill memory.
+MAX_WORDS = 20_000_000
+
 
 @lru_cache(maxsize=4)
 def _top_words(vocab_size: int) -> tuple[str, ...]:
@@ -30,6 +33,11 @@ class RandomWords:
         count = 100 if limit is None else limit
         if count < 0:
             raise CramError(f"limit must be >= 0 or None, got {limit}")
+        if count * self.num_words > MAX_WORDS:  # every text is built before the model loads
+            raise CramError(
+                f"--limit {count} asks for {count} random texts of {self.num_words} words, "
+                f"more than the {MAX_WORDS:,} words that are built in memory before a run: "
+                f"give --limit {max(1, MAX_WORDS // self.num_words)} or less")
         words = _top_words(self.vocab_size)
         samples = []
         for i in range(count):  # one generator per sample: sample i is the same whatever the limit

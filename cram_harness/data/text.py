@@ -122,13 +122,19 @@ def read_text_file(path: str | Path) -> str:
         data = file.read_bytes()
     except OSError as exc:
         raise CramError(f"cannot read {file}: {exc.strerror}") from exc
+    return decode_text(data, str(file))
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Bytes as text (a file's, stdin's, or bytes given to the API), with the same one line
+    for each way they are not text: binary (NUL bytes), not UTF-8, empty."""
     if b"\x00" in data[:65536]:
-        raise CramError(f"{file} is a binary file, not text: remove it or point at text files")
+        raise CramError(f"{name} is a binary file (it holds NUL bytes), not text: give UTF-8 text")
     try:
         text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
-        raise CramError(f"{file} is not UTF-8 (bad byte at offset {exc.start}): "
+        raise CramError(f"{name} is not UTF-8 (bad byte at offset {exc.start}): "
                         "convert it to UTF-8") from exc
     if not text.strip():
-        raise CramError(f"{file} is empty or only whitespace: remove it or fill it")
+        raise CramError(f"{name} is empty or only whitespace: give a text to cram")
     return text

@@ -174,13 +174,21 @@ def _check_settings(s: RunSettings) -> None:
         raise CramError(f"--batch-size must be at least 1, got {s.batch_size}")
     for name in ("lr", "temperature"):
         value = getattr(s, name)
-        if value is not None and not value > 0:
+        if value is not None and value <= 0:  # NaN and inf: check_options below
             raise CramError(f"--{name} must be positive, got {value}")
     if s.past_capacity is not None and s.past_capacity < 0:
         raise CramError("--past-capacity must be 0 (the whole grid) or more, got "
                         f"{s.past_capacity}")
     if s.subspace is not None and s.subspace < 0:
         raise CramError(f"--subspace must be a number of dimensions (0: all), got {s.subspace}")
+    # NaN, inf, overflow and floats where a whole number is needed: as export and the API
+    from cram_harness.validation import check_options, cli_flag
+
+    check_options({name: getattr(s, name) for name in (
+        "max_steps", "lr", "min_margin", "temperature", "subspace", "seed", "batch_size",
+        "past_capacity", "stop_below")}, cli_flag)
+    for k in s.mem_tokens or ():
+        check_options({"mem_tokens": k}, cli_flag)
 
 
 def _source_spec(task: TaskConfig, settings: RunSettings) -> dict:
@@ -263,6 +271,12 @@ def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) ->
     out_dir = model_dir(Path(settings.output_path), spec)
     store = RecordStore(out_dir / rank.records_name)
     sweeps = plan_sweeps(task_cfgs, settings)
+    for sweep in sweeps:  # before any work: [mem] vectors that leave no room for a text
+        if info["context_length"] is not None and sweep.n_mem + 2 > info["context_length"]:
+            raise CramError(
+                f"{sweep.n_mem} [mem] vectors leave no room for a text in {spec}'s context "
+                f"of {info['context_length']} positions (a text needs at least 2 tokens): give "
+                f"--mem-tokens {info['context_length'] - 2} or less")
     if rank.is_main and display.shows_plan:
         display.plan(plan_lines(sweeps, settings, model, info))
     opt_s = 0.0
@@ -306,7 +320,9 @@ def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, info: dic
         batch = settings.batch_size or min(s.num_samples, CPU_MAX_BATCH)
         steps += sum(-(-s.num_samples // batch) * max_steps * (n + s.n_mem) for n in lengths)
     ref = min(64, max(max(s.lengths) for s in sweeps))
-    batch = settings.batch_size or min(max(s.num_samples for s in sweeps), CPU_MAX_BATCH)
+    # timed at a batch no larger than the texts there are: a --batch-size past them would
+    # allocate for texts that never come
+    batch = min(settings.batch_size or CPU_MAX_BATCH, max(s.num_samples for s in sweeps))
     per_position = time_step(model, ref + 1, batch, settings.engine_options(1, model)["dtype"]) \
         / (ref + 1)
     minutes = steps * per_position / 60

@@ -35,6 +35,7 @@ class RecordStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._records: dict[str, dict] = {}
+        self._damaged: set[str] = set()  # keys whose vectors were found damaged (warned once)
         self.refresh()
 
     def refresh(self) -> None:
@@ -57,7 +58,20 @@ class RecordStore:
         return self.path.parent / "vectors" / f"{key}.safetensors"
 
     def has_vectors(self, key: str) -> bool:
-        return self.vectors_path(key).is_file()
+        """Whether the sample's vectors are there and whole. Damaged ones (a truncated or
+        edited file) are treated like a damaged record: one warning, and the sample runs
+        again, which writes them anew."""
+        path = self.vectors_path(key)
+        if not path.is_file():
+            return False
+        try:
+            self.load_vectors(key)
+        except CramError as exc:
+            if key not in self._damaged:
+                self._damaged.add(key)
+                warnings.warn(f"{exc}, skipped: its sample runs again", stacklevel=2)
+            return False
+        return True
 
     def save_vectors(self, key: str, memory) -> None:
         """A sample's best [mem] vectors, written whole (temp file, then rename)."""
@@ -68,11 +82,22 @@ class RecordStore:
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         save_file({"memory": memory.detach().float().cpu().contiguous()}, str(tmp))
         os.replace(tmp, path)
+        self._damaged.discard(key)
 
     def load_vectors(self, key: str):
+        """A sample's saved vectors (k, d); a file that is not whole is a CramError naming it."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(self.vectors_path(key)))["memory"]
+        path = self.vectors_path(key)
+        try:
+            memory = load_file(str(path))["memory"]
+        except (SafetensorError, OSError, KeyError, ValueError) as exc:
+            why = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise CramError(f"{path} is damaged ({why})") from None
+        if memory.dim() != 2:
+            raise CramError(f"{path} is damaged (vectors of shape {tuple(memory.shape)})")
+        return memory
 
     def append(self, record: dict) -> None:
         if "key" not in record:

@@ -42,11 +42,46 @@ def plugin_task_dirs() -> list[Path]:
     return dirs
 
 
+def include_dir(given: str) -> Path:
+    """An --include-path: a directory of task YAML, or one line naming what it is instead
+    (nothing, a file, a symlink loop)."""
+    path = Path(given).expanduser()
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError:
+        what = "is a symlink to nothing" if path.is_symlink() else "does not exist"
+        raise CramError(f"--include-path {given} {what}: give a directory of task YAML") \
+            from None
+    except (RuntimeError, OSError) as exc:  # a symlink loop: RuntimeError up to Python 3.12
+        why = getattr(exc, "strerror", None) or "a symlink loop"
+        raise CramError(f"--include-path {given} cannot be followed ({why}): give a "
+                        "directory of task YAML") from None
+    if not path.is_dir():
+        raise CramError(f"--include-path {given} is a file: give the directory of task YAML "
+                        f"that holds it ({path.parent})")
+    return path
+
+
+def _task_files(directory: Path) -> list[Path]:
+    """The *.yaml files under a directory; a directory or a link that is named so but holds
+    no task is one line naming it."""
+    try:
+        paths = sorted(directory.rglob("*.yaml"))
+    except OSError as exc:
+        raise CramError(f"{exc.filename or directory}: cannot be searched for task YAML "
+                        f"({exc.strerror}): fix or remove it") from None
+    for path in paths:
+        if path.is_dir():
+            raise CramError(f"{path} is a directory named like a task file: rename it, or "
+                            "move it out of the include path")
+    return paths
+
+
 @functools.cache
 def _load_tasks(extra: tuple[str, ...]) -> dict[str, TaskConfig | GroupConfig]:
     found: dict[str, TaskConfig | GroupConfig] = {}
-    for directory in [*builtin_task_dirs(), *plugin_task_dirs(), *map(Path, extra)]:
-        for path in sorted(directory.rglob("*.yaml")):
+    for directory in [*builtin_task_dirs(), *plugin_task_dirs(), *map(include_dir, extra)]:
+        for path in _task_files(directory):
             item = parse_file(path)
             if item.name in found:
                 raise CramError(f"{path}: task name {item.name!r} is already defined in "

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from cram_harness.errors import CramError
+from cram_harness.validation import MAX_STEPS
 
 KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling", "similarity", "interpolation",
          "capacity_estimate")
@@ -79,6 +80,9 @@ def parse_file(path: Path) -> TaskConfig | GroupConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CramError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    except OSError as exc:  # a symlink loop or to nothing, no permission
+        raise CramError(f"{path}: cannot be read as a task file ({exc.strerror}): fix or "
+                        "remove it") from None
     if not isinstance(data, dict):
         raise CramError(f"{path}: a task file must hold a mapping with a 'task' or 'group' key")
     if "group" in data:
@@ -141,7 +145,8 @@ def _parse_group(path: Path, data: dict) -> GroupConfig:
 
 def _positive_ints(path: Path, key: str, value: object) -> tuple[int, ...]:
     if not isinstance(value, list) or not value or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_STEPS for v in value
     ):
-        raise CramError(f"{path}: key {key!r} must be a non-empty list of positive integers")
+        raise CramError(f"{path}: key {key!r} must be a non-empty list of positive integers "
+                        f"(at most {MAX_STEPS})")
     return tuple(sorted(set(value)))

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from cram_harness import schemas
 from cram_harness.errors import CramError
+from cram_harness.models.tokens import context_length
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -80,7 +81,7 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
         base_model_name_or_path=base,
         revision=revision,
     )
-    target = _adapter_target(Path(path))
+    target = check_adapter_target(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -100,18 +101,47 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
     return target
 
 
-def _adapter_target(target: Path) -> Path:
-    """Where an adapter may be written: a new directory, or an adapter directory to replace
-    whole. Never a file, nor a directory of other things (the current one, say), which the
-    replacing would delete."""
+OURS = frozenset({CONFIG_NAME, WEIGHTS_NAME, CRAM_NAME, CARD_NAME})  # what save_adapter writes
+
+
+def check_adapter_target(target: str | os.PathLike) -> Path:
+    """Where an adapter may be written: a new or empty directory, or a cram adapter that
+    save_adapter wrote (its cram.json says so, and it holds nothing else), to replace whole.
+    Never a file, nor a directory of other things: another PEFT adapter, a training folder,
+    the current directory, which the replacing would delete. Returns the resolved path."""
+    target = Path(target)
     resolved = target.resolve()
-    if resolved.is_dir() and any(resolved.iterdir()) and not (resolved / CONFIG_NAME).is_file():
-        where = "the current directory" if resolved == Path.cwd().resolve() else \
-            "a directory of other files"
-        raise CramError(f"{target} is {where}, not an adapter: give a new directory for the "
-                        "adapter (e.g. adapters/NAME), or an adapter directory to replace")
     if resolved.exists() and not resolved.is_dir():
         raise CramError(f"{target} is a file: give a new directory for the adapter")
+    entries = sorted(p.name for p in resolved.iterdir()) if resolved.is_dir() else []
+    if not entries:
+        return resolved
+    if resolved == Path.cwd().resolve():
+        raise CramError(f"{target} is the current directory, not an adapter: give a new "
+                        "directory for the adapter (e.g. adapters/NAME)")
+    if CONFIG_NAME not in entries:
+        raise CramError(f"{target} is a directory of other files, not an adapter: give a new "
+                        "directory for the adapter (e.g. adapters/NAME), or an adapter "
+                        "directory to replace")
+    why = None if CRAM_NAME in entries else f"it has no {CRAM_NAME}"
+    if why is None:
+        try:
+            info = json.loads((resolved / CRAM_NAME).read_text(encoding="utf-8"))
+            wrong = schemas.problem(info, schemas.CRAM_JSON)
+            if not wrong and "base_model" not in info:
+                wrong = "key 'base_model' is missing"
+        except (OSError, ValueError) as exc:
+            wrong = type(exc).__name__
+        why = f"its {CRAM_NAME} is not one export wrote ({wrong})" if wrong else None
+    others = [name for name in entries if name not in OURS]
+    if why is None and others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3
+                                        else "")
+        why = f"it also holds {shown}"
+    if why:
+        raise CramError(f"{target} is not a cram adapter that export wrote ({why}), and "
+                        "replacing it would delete what it holds: give a new directory for "
+                        "the adapter")
     return resolved
 
 
@@ -173,6 +203,11 @@ def load_adapter(path: str | os.PathLike, model: Any) -> tuple[torch.Tensor, dic
             f"{path} was made for another base model ({made_for.get('model_type')}, "
             f"spec {info.get('model_spec')!r}): load it with that model"
         )
+    limit, length = context_length(model), info.get("num_tokens", 2)
+    if limit is not None and memory.shape[0] + length > limit:
+        raise CramError(f"{path} holds {memory.shape[0]} vector(s) and a text of {length} "
+                        f"tokens, which do not fit in this model's context of {limit} "
+                        "positions: decode it with the model it was made for")
     return memory, info
 
 

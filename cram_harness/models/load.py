@@ -288,6 +288,29 @@ def check_model_dir(path: Path, trust_remote_code: bool = False) -> None:
     if not any(p for pattern in WEIGHT_FILES for p in path.glob(pattern)):
         raise CramError(f"{path} has a config.json but no weights ({', '.join(WEIGHT_FILES)}):"
                         " save the model there with save_pretrained")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise CramError(f"{path} has a model but no tokenizer ({', '.join(TOKENIZER_FILES[:3])}"
+                        ", ...): save the tokenizer there too (tokenizer.save_pretrained(DIR))")
+    check_weights(path, "download it again, or save the model there again")
+
+
+# What AutoTokenizer reads from a directory; without any of them it builds no usable one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json",
+                   "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+
+
+def check_weights(path: Path, what_to_do: str) -> None:
+    """One line naming a safetensors file that is damaged or truncated (a partial download,
+    a full disk): its header is read and checked against the file's size, which is cheap."""
+    from safetensors import SafetensorError, safe_open
+
+    for file in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise CramError(f"{file} is damaged or truncated ({_first_line(exc)}): "
+                            f"{what_to_do}") from None
 
 
 def _from_pretrained(source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
@@ -299,12 +322,42 @@ def _from_pretrained(source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _from_hub(repo: str, revision: str | None, dtype: Any, trust_remote_code: bool):
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's host answers within `timeout` seconds. Without network the Hub
+    client retries for about a minute, a line per retry; this asks once."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                                       "http_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # through a proxy: the client knows the way, a direct probe does not
     try:
-        return _from_pretrained(repo, dtype, revision=revision, trust_remote_code=trust_remote_code)
+        socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _from_hub(repo: str, revision: str | None, dtype: Any, trust_remote_code: bool):
+    from huggingface_hub import constants
+    from safetensors import SafetensorError
+
+    # No network: the Hub's local cache still serves, at once, instead of a minute of retries
+    offline = bool(constants.HF_HUB_OFFLINE) or not hub_reachable()
+    try:
+        return _from_pretrained(repo, dtype, revision=revision,
+                                trust_remote_code=trust_remote_code, local_files_only=offline)
+    except SafetensorError as exc:
+        raise CramError(f"the Hub cache's copy of hf:{repo} is damaged or truncated "
+                        f"({_first_line(exc)}): delete it (`hf cache delete`) and download it "
+                        "again") from exc
     except OSError as exc:  # offline, unreachable, unknown repo, gated: transformers raises OSError
+        why = "the Hub is not reachable from here and it is not in the local Hub cache" \
+            if offline else _first_line(exc)
         raise CramError(
-            f"could not load hf:{repo} from the Hugging Face Hub ({_first_line(exc)}); "
+            f"could not load hf:{repo} from the Hugging Face Hub ({why}); "
             f"if you are offline, download it where you have network "
             f"(`hf download {repo} --local-dir DIR`) and pass --model DIR"
         ) from exc
@@ -331,7 +384,13 @@ def _from_gguf(path: Path, dtype: Any, notify: Callable[[str], None] | None = No
                    f"{cached.parent}")
         with _quiet(all_of_stderr=True):
             _convert_gguf(path, cached)
-    return _from_pretrained(str(cached), dtype)
+    check_weights(cached, f"delete the cache entry {cached} and rerun: it is converted again")
+    try:
+        return _from_pretrained(str(cached), dtype)
+    except (OSError, ValueError) as exc:  # a cache entry damaged another way
+        raise CramError(f"the cached copy of {path.name} in {cached} could not be loaded "
+                        f"({_first_line(exc)}): delete that directory and rerun: it is "
+                        "converted again") from exc
 
 
 def _convert_gguf(path: Path, target: Path) -> None:

@@ -55,7 +55,9 @@ class RichDisplay(Display):
             raise KeyboardInterrupt
 
     def model_start(self, spec: str) -> None:
-        self.console.print(f"[bold]model[/] {spec}: loading")
+        from rich.markup import escape
+
+        self.console.print(f"[bold]model[/] {escape(spec)}: loading")
 
     def note(self, message: str) -> None:
         from rich.markup import escape
@@ -63,17 +65,19 @@ class RichDisplay(Display):
         self.console.print(f"[dim]{escape(message)}[/]")
 
     def model_loaded(self, spec: str, info: dict, seconds: float) -> None:
+        from rich.markup import escape
+
         self._check_stop()
         self.console.print(
-            f"[bold]model[/] {spec}: d_model {info['d_model']}, |V| {info['vocab_size']}, "
+            f"[bold]model[/] {escape(spec)}: d_model {info['d_model']}, |V| {info['vocab_size']}, "
             f"context {info['context_length']}, Eq. 1 capacity {info['eq1_capacity']:.0f} "
             f"tokens ({seconds:.1f} s to load)", highlight=False)
         if info.get("checkpoint"):
             self.note(f"{spec} is {info['checkpoint']}")
 
     def plan(self, lines: list[str]) -> None:
-        for line in lines:
-            self.console.print(line, highlight=False)
+        for line in lines:  # plain text: names and paths in it are never markup
+            self.console.print(line, highlight=False, markup=False)
 
     def length_start(self, label: str, length: int, todo: int, cached: int,
                      max_steps: int) -> None:
@@ -82,8 +86,10 @@ class RichDisplay(Display):
             self.progress.start()
             self._started = True
         self._done, self._total = cached, todo + cached
+        from rich.markup import escape
+
         self._bar = self.progress.add_task(
-            label, total=max_steps if todo else 1, completed=0 if todo else 1,
+            escape(label), total=max_steps if todo else 1, completed=0 if todo else 1,
             texts=self._texts(), status="from records" if not todo else "starting")
 
     def _texts(self) -> str:

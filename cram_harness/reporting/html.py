@@ -53,6 +53,11 @@ CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
 PACKAGES = ("cram-harness", "torch", "transformers", "peft", "lm_eval", "datasets")
 
 
+def is_report(text: str) -> bool:
+    """Whether `text` (a file's start) is a report.html that `render_report` wrote."""
+    return "<title>cram-harness report</title>" in text
+
+
 def write_report(results: list[dict], out_dir: Path,
                  formats: Sequence[str] = ("png",)) -> Path:
     """Write the figures (PNG always, plus `formats`) and out_dir/report.html; return its path."""

@@ -64,7 +64,7 @@ def load_results(paths: Iterable[str | Path]) -> list[dict]:
     for f in files:
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
-            wrong = schemas.problem(data, schemas.RESULTS)
+            wrong = schemas.results_problem(data)
         except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
             wrong = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if wrong:  # a file that is not ours is named and skipped; the others still count
@@ -180,6 +180,16 @@ def render(rows: list[dict], fmt_name: str = "table") -> str:
                 "leaderboard</title></head><body>\n<table>\n<thead><tr>" + head +
                 "</tr></thead>\n<tbody>" + body + "</tbody>\n</table>\n</body></html>\n")
     raise CramError(f"unknown format {fmt_name!r}: use one of {', '.join(FORMATS)}")
+
+
+def is_leaderboard(text: str) -> bool:
+    """Whether `text` (a file's start) is a leaderboard `render` or the table wrote, in any
+    format: such a file may be written over."""
+    first = text.lstrip().split("\n", 1)[0]
+    return (first.startswith("model,dataset,") and ",capacity" in first  # csv
+            or first.startswith("| model | dataset |")  # markdown
+            or "<title>cram-harness leaderboard</title>" in text[:400]  # html
+            or "cram-harness leaderboard" in first)  # the rich table's title
 
 
 def _csv_value(value, std: bool = False):

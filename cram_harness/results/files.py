@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -58,6 +59,36 @@ def run_lock(directory: Path, name: str = ".lock") -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+# The files cram-eval reads back (a run's records, results and samples, warm-start vectors,
+# adapters): a report written over one of them would lose it.
+READ_BACK = (("records*.jsonl", "a records file"), ("results_*.json", "a results file"),
+             ("samples_*.jsonl", "a samples file"), ("*.safetensors", "saved vectors"),
+             ("cram.json", "an adapter's cram.json"),
+             ("adapter_config.json", "an adapter's config"))
+
+
+def check_report_output(path: Path, is_report: Callable[[str], bool], what: str,
+                        option: str = "--output") -> None:
+    """Before anything is written: refuse an output that would replace a file cram-eval reads
+    back, or an existing file that `is_report` does not recognise as a `what` it wrote."""
+    resolved = path.resolve()
+    for pattern, kind in READ_BACK:
+        if fnmatch.fnmatch(resolved.name, pattern):
+            raise CramError(f"{path} is {kind}, which cram-eval reads back: give {option} "
+                            f"another file for the {what}")
+    if not resolved.is_file():
+        return  # new, or a directory in the way (atomic_path names it)
+    try:
+        with open(resolved, "rb") as f:
+            head = f.read(65536).decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise CramError(f"cannot read {path} ({exc.strerror}): give {option} another "
+                        "file") from None
+    if head.strip() and not is_report(head):
+        raise CramError(f"{path} exists and is not a {what} cram-eval wrote: give {option} a "
+                        "new file, or move this one away first")
 
 
 def write_json_atomic(path: Path, data: object) -> None:

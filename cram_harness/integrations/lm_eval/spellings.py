@@ -5,6 +5,8 @@ Nothing here imports torch."""
 
 from __future__ import annotations
 
+import math
+
 from cram_harness.errors import CramError
 
 # --model_args keys and the run options they stand for
@@ -89,7 +91,7 @@ def limit(value: str | None) -> float | int | None:
     except ValueError:
         raise CramError(f"--limit takes a number of texts or a fraction below 1, got {value!r}")\
             from None
-    if number <= 0 or (number >= 1 and not number.is_integer()):
+    if not math.isfinite(number) or number <= 0 or (number >= 1 and not number.is_integer()):
         raise CramError(f"--limit takes a whole number of texts or a fraction in (0, 1), "
                         f"got {value}")
     return number if number < 1 else int(number)
