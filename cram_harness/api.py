@@ -16,7 +16,8 @@ from cram_harness.engine.adapter import compute_precision, greedy_decode
 from cram_harness.engine.loop import CramConfig, StepInfo
 from cram_harness.errors import CramError
 from cram_harness.models.load import load_model
-from cram_harness.models.tokens import check_fits, encode_text
+from cram_harness.models.tokens import check_fits, check_tokens_fit, encode_text
+from cram_harness.validation import check_engine_options
 
 
 @dataclass
@@ -69,6 +70,8 @@ def cram(
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:
         raise CramError("no texts given to cram")
+    check_engine_options({**engine_options, "n_mem": n_mem, "max_tokens": max_tokens,
+                          "batch_size": batch_size})
     try:
         config = CramConfig(n_mem=n_mem, **engine_options)
     except (TypeError, ValueError) as exc:
@@ -78,6 +81,7 @@ def cram(
         raise CramError(f"init holds vectors of shape {tuple(init.shape)}, but n_mem is {n_mem}: "
                         "pass n_mem=init.shape[1] (a loaded adapter's vectors[None])")
     token_lists = [encode_text(tokenizer, t, max_tokens) for t in texts]
+    check_tokens_fit(model, n_mem, token_lists)
 
     def result(i: int, res: run.CramResult) -> None:
         if on_result is not None:
