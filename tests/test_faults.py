@@ -57,16 +57,16 @@ def test_nan_in_fp32_is_flagged_never_a_result():
 
 def test_out_of_memory_splits_the_batch(monkeypatch):
     model, tok = make_tiny_model("gpt2"), make_word_tokenizer()
-    real = cramming.text_logits
+    real = cramming.text_stats
     sizes = []
 
-    def small_memory(model, ids, mask, mem):
+    def small_memory(model, ids, mask, mem, temperature):
         sizes.append(ids.shape[0])
         if ids.shape[0] > 1:
             raise torch.OutOfMemoryError("simulated")
-        return real(model, ids, mask, mem)
+        return real(model, ids, mask, mem, temperature)
 
-    monkeypatch.setattr(cramming, "text_logits", small_memory)
+    monkeypatch.setattr(cramming, "text_stats", small_memory)
     seen = []
     results = cram_harness.cram(model, TEXTS + ["it was in his"], tokenizer=tok, lr=0.3,
                                 max_steps=5, batch_size=4,

@@ -119,14 +119,19 @@ def cram_token_ids(
             _Chunk(model, [token_lists[i] for i in chunk], config, max_tokens, spec,
                    lambda j, r, chunk=chunk: keep(chunk[j], r)).run(
                 None if init is None else init[chunk], on_step)
-        except torch.OutOfMemoryError:
-            if len(chunk) == 1:
-                raise
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            half = len(chunk) // 2
+        except torch.OutOfMemoryError as exc:
+            half = _half_after(exc, len(chunk))
             pending[:0] = [chunk[:half], chunk[half:]]
     return [results[i] for i in range(len(token_lists))]
+
+
+def _half_after(exc: torch.OutOfMemoryError, count: int) -> int:
+    """Where to split `count` texts that ran out of memory together; one text alone can't be."""
+    if count == 1:
+        raise exc
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return count // 2
 
 
 def base_stats(model: Any, token_lists: list[list[int]], dtype: str
@@ -150,12 +155,8 @@ def decode_group(model: Any, memories: list[torch.Tensor], token_lists: list[lis
         with compute_precision(model, dtype):
             out = greedy_decode(model, mem, seeds, max(len(t) for t in token_lists) - 1)
         return [row[: len(t) - 1] for row, t in zip(out.tolist(), token_lists)]
-    except torch.OutOfMemoryError:
-        if len(token_lists) == 1:
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(token_lists) // 2
+    except torch.OutOfMemoryError as exc:
+        half = _half_after(exc, len(token_lists))
         return (decode_group(model, memories[:half], token_lists[:half], dtype)
                 + decode_group(model, memories[half:], token_lists[half:], dtype))
 
