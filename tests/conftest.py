@@ -145,9 +145,14 @@ def pytest_configure(config):
     # shared across test runs but kept out of $HOME unless the caller chose a place.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("CRAM_HARNESS_CACHE", "/tmp/cram-harness-test-cache")
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker, and per process it starts
-        os.environ["OMP_NUM_THREADS"] = "1"
-        torch.set_num_threads(1)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker; the processes its tests
+        torch.set_num_threads(1)  # start (a whole cram-eval run) keep torch's default
+
+
+def pytest_collection_modifyitems(items):
+    # The slow tests first: under xdist their files go out first, so the suite does not end
+    # with one worker running a real model while the other waits.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
