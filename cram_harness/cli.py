@@ -103,6 +103,9 @@ def cli() -> None:
 @click.option("--checkpointing", is_flag=True,
               help="Activation checkpointing: less memory for long texts, for a second "
                    "forward pass per layer.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the model: faster steps after a compile of about a minute "
+                   "(worth it for runs of hundreds of steps); results differ in the last bits.")
 @click.option("--protocol", type=click.Choice(["paper", "fast", "max"]), default="paper",
               show_default=True,
               help="paper: every text at every length. fast: texts climb the lengths while "
@@ -132,7 +135,7 @@ def cli() -> None:
                    "push_samples_to_hub, public_repo.")
 def run(models, model_args, tasks, limit, lengths, mem_tokens, batch_size, device, dtype,
         autocast, seed, max_steps, lr, min_margin, temperature, subspace, checkpointing,
-        protocol, past_capacity, stop_below, data_files, output_path, include_path,
+        compile_, protocol, past_capacity, stop_below, data_files, output_path, include_path,
         trust_remote_code, wandb_args, hf_hub_log_args) -> None:
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
@@ -154,7 +157,7 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, batch_size, devic
         mem_tokens=_ints(mem_tokens, "--mem-tokens"), batch_size=_batch_size(batch_size),
         device=device, dtype=dtype, autocast=autocast, seed=seed, max_steps=max_steps, lr=lr,
         min_margin=min_margin, temperature=temperature, subspace=subspace,
-        checkpointing=checkpointing,
+        checkpointing=checkpointing, compile=compile_,
         data_files=data_files, past_capacity=past_capacity, stop_below=stop_below,
         output_path=output_path,
         include_path=tuple(include_path), trust_remote_code=trust_remote_code,

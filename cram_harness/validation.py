@@ -53,6 +53,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "betas": ("two numbers in [0, 1)", _betas),
     "dtype": ("fp32 or bf16", lambda v: v in ("fp32", "bf16")),
     "checkpointing": ("true or false", lambda v: isinstance(v, bool)),
+    "compile": ("true or false", lambda v: isinstance(v, bool)),
 }
 
 

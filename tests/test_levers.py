@@ -130,3 +130,19 @@ def test_cram_without_a_batch_size_sizes_its_batches(monkeypatch):
     results = cram_token_ids(model, texts, CramConfig(lr=0.1, max_steps=3),
                              on_step=lambda info: sizes.append(info.total))
     assert len(results) == 5 and set(sizes) == {2, 1}  # batches of 2, 2 and 1
+
+
+def test_compiled_steps_follow_the_eager_ones_and_a_shrinking_batch_runs():
+    model = make_tiny_model("llama")
+    texts = [[5, 10, 11, 12], TOKENS]  # the first converges early and leaves the batch
+    base = dict(lr=0.1, max_steps=40, patience=40)
+    eager_losses: list[list[float]] = []
+    compiled_losses: list[list[float]] = []
+    eager = cram_batch(model, texts, CramConfig(**base),
+                       on_step=lambda info: eager_losses.append(info.losses.tolist()))
+    fast = cram_batch(model, texts, CramConfig(**base, compile=True),
+                      on_step=lambda info: compiled_losses.append(info.losses.tolist()))
+    for ours, theirs in zip(compiled_losses[:3], eager_losses[:3]):
+        assert ours == pytest.approx(theirs, rel=1e-4)
+    assert [o.steps for o in fast][0] < 40  # the batch shrank and the compiled step went on
+    assert fast[0].converged == eager[0].converged

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -50,6 +51,7 @@ class CramConfig:
     dtype: str = "fp32"  # fp32, or bf16 autocast
     subspace: int = 0  # > 0: optimize this many coordinates along the embeddings' top PCs
     checkpointing: bool = False  # activation checkpointing: less memory, more compute
+    compile: bool = False  # torch.compile the model's forward: faster steps after a compile
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,6 +115,19 @@ def sample_seed(seed: int, token_ids: list[int], n_mem: int) -> int:
     """Seed of one sample's init: from its own tokens, not its place in the batch."""
     digest = hashlib.sha256(f"{seed}|{n_mem}|{token_ids}".encode()).hexdigest()
     return int(digest[:8], 16)
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled(model: torch.nn.Module) -> torch.nn.Module:
+    """The model under torch.compile, compiled once per model. A batch that shrinks as texts
+    converge changes the step's shapes: torch recompiles once with those dimensions symbolic
+    (its automatic dynamic shapes) and not again. Kernels fused by the compiler round
+    differently from eager ones, so compiled runs are not the paper loop's bits."""
+    if model not in _COMPILED:
+        _COMPILED[model] = torch.compile(model)
+    return _COMPILED[model]
 
 
 def _select(rows: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
@@ -181,13 +196,14 @@ def cram_batch(
     width = max(lengths)
     beta1, beta2 = config.betas
     autocast = compute_precision(model, config.dtype)
+    net = compiled(model) if config.compile else model
     start = time.perf_counter()
     with activation_checkpointing(model, config.checkpointing):
         for step in range(1, config.max_steps + 1):
             ids, mask = ids_all[active, :width], mask_all[active, :width]
             params = mem[active].requires_grad_(True)
             with autocast:
-                stats = text_stats(model, ids, mask, vectors(params), config.temperature)
+                stats = text_stats(net, ids, mask, vectors(params), config.temperature)
             (grad,) = torch.autograd.grad(stats.loss.sum(), params)
 
             # Score the state the gradient was taken at. The paper's loop keeps the vector

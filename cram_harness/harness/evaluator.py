@@ -64,6 +64,7 @@ class RunSettings:
     temperature: float | None = None
     subspace: int | None = None
     checkpointing: bool = False
+    compile: bool = False
     data_files: str | None = None
     past_capacity: int | None = None  # None: each task's own; 0 runs the whole grid
     stop_below: float | None = None  # None: each task's own; 0 is no floor
@@ -91,7 +92,7 @@ class RunSettings:
 
         opts: dict[str, Any] = {"n_mem": n_mem, "seed": self.seed,
                                 "dtype": resolve_autocast(self.autocast, model),
-                                "checkpointing": self.checkpointing}
+                                "checkpointing": self.checkpointing, "compile": self.compile}
         if self.protocol == "max":
             opts.update(MAX_DEFAULTS, lr=round(MAX_LR_PER_EMBEDDING_STD * init_std(model), 6))
         for name in ("max_steps", "lr", "min_margin", "temperature", "subspace"):
@@ -398,8 +399,9 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
                         "dimensions: give at most that, or 0 for all")
     # Checkpointing changes memory, not results: records made with and without it are shared.
     optimizer = {k: v for k, v in config.to_dict().items() if k not in ("n_mem", "checkpointing")}
-    if not config.subspace:
-        del optimizer["subspace"]  # so records made before the option existed still resume
+    for lever in ("subspace", "compile"):  # off: records made before it existed resume
+        if not optimizer[lever]:
+            del optimizer[lever]
     optimizer["weights"] = str(model.dtype)  # fp16 and fp32 weights must not share records
     optimizer["record_version"] = RECORD_VERSION
     progressive = sweep.progressive
