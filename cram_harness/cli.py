@@ -295,7 +295,6 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
     from cram_harness.data import decode_text, read_text_file
     from cram_harness.integrations.peft import check_adapter_target
     from cram_harness.models.load import load_model, resolve_autocast
-    from cram_harness.models.tokens import check_fits, check_tokens_fit, encode_text
     from cram_harness.validation import check_options, cli_flag
 
     check_options(dict(mem_tokens=mem_tokens, max_tokens=max_tokens, max_steps=max_steps, lr=lr,
@@ -306,8 +305,6 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
     options = {k: v for k, v in dict(max_steps=max_steps, lr=lr, min_margin=min_margin).items()
                if v is not None}
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
-    check_fits(loaded, mem_tokens, max_tokens)  # the context's limits, before any work
-    check_tokens_fit(loaded, mem_tokens, [encode_text(tokenizer, text, max_tokens)])
     (result,) = cram(loaded, text, n_mem=mem_tokens, max_tokens=max_tokens,
                      tokenizer=tokenizer, seed=seed, dtype=resolve_autocast("auto", loaded),
                      **options)

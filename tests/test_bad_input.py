@@ -203,6 +203,12 @@ def test_a_model_directory_we_cannot_load_is_one_line(config, weights, message, 
     ("threshold", '"high"', "key 'threshold' is 'high', expected an accuracy in (0, 1]"),
     ("stop_below", '"0.5"', "key 'stop_below' is '0.5'"),
     ("source", "{kind: random, num_words: many}", "option 'num_words' is 'many', expected int"),
+    # numbers of the right type that make no sense (round three)
+    ("stop_below", ".nan", "key 'stop_below' is nan"),
+    ("threshold", ".inf", "key 'threshold' is inf"),
+    ("num_samples", "2.5", "key 'num_samples' must be"),
+    ("past_capacity", "1.5", "key 'past_capacity' must be"),
+    ("lengths", f"[8, {10**20}]", "key 'lengths' must be"),
 ])
 def test_a_task_file_of_the_wrong_types_fails_before_the_model_loads(key, value, message,
                                                                      tmp_path, capsys,

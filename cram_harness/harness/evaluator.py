@@ -171,18 +171,8 @@ def _check_settings(s: RunSettings) -> None:
                         f"{s.limit}")
     if s.protocol not in PROTOCOLS:
         raise CramError(f"unknown protocol {s.protocol!r}: use one of {', '.join(PROTOCOLS)}")
-    if s.batch_size is not None and s.batch_size < 1:
-        raise CramError(f"--batch-size must be at least 1, got {s.batch_size}")
-    for name in ("lr", "temperature"):
-        value = getattr(s, name)
-        if value is not None and value <= 0:  # NaN and inf: check_options below
-            raise CramError(f"--{name} must be positive, got {value}")
-    if s.past_capacity is not None and s.past_capacity < 0:
-        raise CramError("--past-capacity must be 0 (the whole grid) or more, got "
-                        f"{s.past_capacity}")
-    if s.subspace is not None and s.subspace < 0:
-        raise CramError(f"--subspace must be a number of dimensions (0: all), got {s.subspace}")
-    # NaN, inf, overflow and floats where a whole number is needed: as export and the API
+    # zero, negative, NaN, inf, overflow and floats where a whole number is needed: as
+    # export, the API and task files check them
     from cram_harness.validation import check_options, cli_flag
 
     check_options({name: getattr(s, name) for name in (
