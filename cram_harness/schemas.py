@@ -143,15 +143,16 @@ def results_problem(data: Any) -> str | None:
         for key, value in metrics.items():
             if _read_metric(str(key)) and value is not None and not (
                     isinstance(value, int | float) and not isinstance(value, bool)):
-                return f"key 'results' -> {task!r} -> {key!r} is {_shown(value)}, expected a number"
+                return f"key 'results' -> {task!r} -> {key!r} is {shown(value)}, expected a number"
     info = data.get("model_info", {})
     for key in MODEL_INFO_NUMBERS:
         value = info.get(key)
         if value is not None and not _number(value):
-            return f"key 'model_info' -> {key!r} is {_shown(value)}, expected a number"
+            return f"key 'model_info' -> {key!r} is {shown(value)}, expected a number"
     return None
 
 
-def _shown(value: Any) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 40 else shown[:37] + "..."
+def shown(value: Any) -> str:
+    """A value as a one-line error shows it: its repr, cut at 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

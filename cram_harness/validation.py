@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cram_harness.errors import CramError
+from cram_harness.schemas import shown
 
 # Beyond these, a number is a typo, not a setting: 2**31 steps take years, a batch of a
 # million texts fits no memory, a seed must fit torch's 64 bits.
@@ -68,9 +69,7 @@ def check_options(options: Mapping[str, Any], spelling: Callable[[str], str] | N
             continue
         what, ok = RULES[name]
         if not ok(value):
-            shown = repr(value)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise CramError(f"{where}{spell(name)} is {shown}: expected {what}")
+            raise CramError(f"{where}{spell(name)} is {shown(value)}: expected {what}")
 
 
 def cli_flag(name: str) -> str:
