@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from cram_harness.engine import run
-from cram_harness.engine.adapter import compute_precision, greedy_decode
+from cram_harness.engine.adapter import compute_precision
+from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig, StepInfo
 from cram_harness.errors import CramError
 from cram_harness.models.load import load_model

@@ -203,6 +203,9 @@ def ls(what: str, include_path) -> None:
         for name in sorted(model_aliases()):
             click.echo(f"{name:16} {CHECKPOINTS.get(name, '')}".rstrip())
         click.echo("(and any hf:REPO[@REV], local directory, or gguf:FILE)")
+        from cram_harness.models.families import family_lines
+
+        click.echo("\n".join(family_lines()))
     else:
         for name in sorted(data_sources()):
             click.echo(name)

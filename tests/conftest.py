@@ -49,6 +49,57 @@ def tiny_config(arch: str, vocab_size: int = 128):
 
 ARCHS = ["llama", "gpt_neox", "gpt2", "gemma3"]
 
+# One tiny random config per family cram_harness.models.families lists, by model_type. Where
+# a family ties its output head to the embeddings, the random model copies its input token
+# (every text at accuracy 0, beyond any vector's reach), so the head is untied.
+_ATTENTION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+_SSM = dict(hidden_size=64, num_hidden_layers=2, state_size=8, expand=2)
+FAMILY_CONFIGS = {
+    "llama": _ATTENTION,
+    "gpt_neox": {k: v for k, v in _ATTENTION.items() if k != "num_key_value_heads"},
+    "gpt2": dict(n_embd=64, n_layer=2, n_head=4, n_positions=256),
+    "qwen2": _ATTENTION,
+    "qwen3": {**_ATTENTION, "head_dim": 16},
+    "gemma3_text": {**_ATTENTION, "head_dim": 16, "sliding_window": 8,
+                    "tie_word_embeddings": False},
+    "phi3": _ATTENTION,
+    "mistral": _ATTENTION,
+    "olmo2": _ATTENTION,
+    "opt": dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=256, word_embed_proj_dim=64),
+    "jamba": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, attn_layer_period=2,
+                  attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
+                  num_experts=2, mamba_d_state=8, mamba_expand=2),
+    "mamba": _SSM,
+    "mamba2": {**_SSM, "num_heads": 8, "head_dim": 16, "n_groups": 1},
+    "falcon_mamba": _SSM,
+    # the attention block's window (8) is shorter than the texts decoded, so it slides
+    "recurrent_gemma": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                            num_attention_heads=4, num_key_value_heads=1, lru_width=64,
+                            attention_window_size=8, head_dim=16,
+                            block_types=["recurrent", "recurrent", "attention"],
+                            tie_word_embeddings=False),
+}
+
+
+def make_family_model(model_type: str, seed: int = 0):
+    """A tiny random model of one family, fp32, in eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model(model_type, vocab_size=128, bos_token_id=1, eos_token_id=2,
+                                  pad_token_id=0, initializer_range=0.5,
+                                  **FAMILY_CONFIGS[model_type])
+    model = AutoModelForCausalLM.from_config(config)
+    if model_type == "recurrent_gemma":  # it initializes with std ~0.05 whatever the config
+        with torch.no_grad():  # says; a head as wide as the others' makes it as sensitive
+            model.get_output_embeddings().weight.mul_(10)
+    model.eval().requires_grad_(False)
+    model.cram_spec = f"tiny-{model_type}"
+    return model
+
 
 def make_tiny_model(arch: str = "llama", seed: int = 0, **overrides):
     from transformers import AutoModelForCausalLM

@@ -5,11 +5,11 @@ import torch
 
 from cram_harness.engine.adapter import (
     MemPrefix,
-    greedy_decode,
     init_memory,
     init_std,
     pad_right,
 )
+from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.measure import text_logits, token_stats
 from tests.conftest import ARCHS, make_tiny_model
 

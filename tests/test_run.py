@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from cram_harness.engine import measure, run
-from cram_harness.engine.adapter import greedy_decode, init_memory, pad_right
+from cram_harness.engine.adapter import init_memory, pad_right
+from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig
 from tests.conftest import make_tiny_model
 

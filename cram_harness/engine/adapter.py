@@ -11,13 +11,13 @@ the paper's grid, follow a one-text-at-a-time run bit for bit (tests/parity).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import weakref
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.measure import TokenStats, text_logits, token_stats
 
 
@@ -122,44 +122,6 @@ def pad_right(token_ids: list[list[int]], pad_id: int, device: torch.device | st
         ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
         mask[row, : len(tokens)] = 1
     return ids.to(device), mask.to(device)
-
-
-def _cache_argument(model: nn.Module) -> str:
-    """The name the model's forward takes its KV cache under: `cache` from transformers 5.24
-    on, `past_key_values` before."""
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-@torch.no_grad()
-def greedy_decode(
-    model: nn.Module, mem: torch.Tensor | None, seed_ids: torch.Tensor, num_new_tokens: int
-) -> torch.Tensor:
-    """Greedy continuation of `seed_ids` (B, s) after the [mem] prefix, with a KV cache.
-    Returns (B, num_new_tokens).
-
-    A plain argmax loop rather than `generate`: the model's generation config may add logits
-    processors (a repetition penalty, EOS held back by a minimum length) that would make
-    "greedy" mean something else than the argmax teacher-forced accuracy is scored by
-    (tests/test_adapter.py checks it against `generate` where the two must agree)."""
-    embeds = model.get_input_embeddings()(seed_ids)
-    if mem is not None:
-        embeds = torch.cat([mem.to(embeds.dtype), embeds], dim=1)
-    out = model(inputs_embeds=embeds, use_cache=True)
-    cache_name = _cache_argument(model)
-    tokens = []
-    for _ in range(num_new_tokens):
-        nxt = out.logits[:, -1].argmax(-1)
-        tokens.append(nxt)
-        if len(tokens) == num_new_tokens:
-            break
-        cache = getattr(out, "cache", None)
-        if cache is None:
-            cache = out.past_key_values
-        out = model(input_ids=nxt[:, None], use_cache=True, **{cache_name: cache})
-    if not tokens:
-        return seed_ids.new_zeros((seed_ids.shape[0], 0))
-    return torch.stack(tokens, dim=1)
 
 
 class MemPrefix(nn.Module):

@@ -43,13 +43,18 @@ def step_bytes_per_sample(model: torch.nn.Module, n_positions: int, bf16: bool =
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
         else model.config
     d = cfg.hidden_size
-    inner = getattr(cfg, "intermediate_size", None) or 4 * d
-    heads = getattr(cfg, "num_attention_heads", 1)
+    # A state-space config (Mamba) names its width by an expansion factor, and has no heads
+    inner = getattr(cfg, "intermediate_size", None) or (
+        d * (getattr(cfg, "expand", None) or getattr(cfg, "mamba_expand", None) or 4))
+    heads = getattr(cfg, "num_attention_heads", None) or 0
+    state = getattr(cfg, "state_size", None) or getattr(cfg, "mamba_d_state", None) or 0
     layers = cfg.num_hidden_layers
     act = 2 if bf16 else 4
     # Kept per token and layer: norms, q/k/v/attention output, residuals (~8d), the MLP's
-    # gate/up/activation/product (~4 x inner) and one row of attention weights per head.
-    per_layer = n_positions * (8 * d + 4 * inner + heads * n_positions) * act
+    # gate/up/activation/product (~4 x inner), one row of attention weights per head, and a
+    # selective scan's discretized inputs and states (~3 x inner x state, without the fused
+    # mamba-ssm kernels).
+    per_layer = n_positions * (8 * d + 4 * inner + heads * n_positions + 3 * inner * state) * act
     kept = n_positions * d * act * layers + per_layer if checkpointing else per_layer * layers
     logits = n_positions * cfg.vocab_size * 4 * 3  # fp32 logits, log-softmax, their gradient
     if logits > logits_budget(model.device):  # in chunks (engine/measure.py): the hidden states

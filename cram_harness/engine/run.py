@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from cram_harness import metrics
-from cram_harness.engine.adapter import compute_precision, greedy_decode, pad_right
+from cram_harness.engine.adapter import compute_precision, pad_right
 from cram_harness.engine.batching import auto_batch_size
+from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig, SampleOutcome, StepInfo, cram_batch
 from cram_harness.engine.measure import text_logits, token_stats
 

@@ -76,7 +76,9 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
         num_virtual_tokens=memory.shape[0],
         token_dim=memory.shape[1],
         num_transformer_submodules=1,
-        num_attention_heads=getattr(cfg, "num_attention_heads", None),
+        # PEFT insists on a head count even for prompt tuning, which never uses it; a
+        # state-space model (Mamba) has none, so it gets 1
+        num_attention_heads=getattr(cfg, "num_attention_heads", None) or 1,
         num_layers=getattr(cfg, "num_hidden_layers", None),
         base_model_name_or_path=base,
         revision=revision,
