@@ -53,7 +53,8 @@ def base_model_source(model: Any) -> tuple[str | None, str | None]:
     spec = str(getattr(model, "cram_spec", "") or "")
     if spec.startswith("hf:"):
         repo, _, revision = spec[3:].partition("@")
-        return repo, revision or getattr(model.config, "_commit_hash", None)
+        return repo, revision or getattr(model, "cram_commit", None) or getattr(
+            model.config, "_commit_hash", None)
     path = getattr(model, "name_or_path", None)
     if path and Path(path).exists():
         return str(Path(path).resolve()), None

@@ -347,8 +347,11 @@ def _from_hub(repo: str, revision: str | None, dtype: Any, trust_remote_code: bo
     # No network: the Hub's local cache still serves, at once, instead of a minute of retries
     offline = bool(constants.HF_HUB_OFFLINE) or not hub_reachable()
     try:
-        return _from_pretrained(repo, dtype, revision=revision,
-                                trust_remote_code=trust_remote_code, local_files_only=offline)
+        model, tokenizer = _from_pretrained(repo, dtype, revision=revision,
+                                            trust_remote_code=trust_remote_code,
+                                            local_files_only=offline)
+        model.cram_commit = _snapshot_commit(repo, revision)
+        return model, tokenizer
     except SafetensorError as exc:
         raise CramError(f"the Hub cache's copy of hf:{repo} is damaged or truncated "
                         f"({_first_line(exc)}): delete it (`hf cache delete`) and download it "
@@ -361,6 +364,15 @@ def _from_hub(repo: str, revision: str | None, dtype: Any, trust_remote_code: bo
             f"if you are offline, download it where you have network "
             f"(`hf download {repo} --local-dir DIR`) and pass --model DIR"
         ) from exc
+
+
+def _snapshot_commit(repo: str, revision: str | None) -> str | None:
+    """The commit the weights came from, which an adapter records: the Hub cache names the
+    snapshot folder by it (transformers 5 no longer keeps it on the config)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(repo, "config.json", revision=revision)
+    return Path(path).parent.name if isinstance(path, str) else None
 
 
 def _first_line(exc: BaseException) -> str:
