@@ -7,6 +7,7 @@ A page asks for a generated part with a marker line; the hook replaces the marke
     <!-- generated: lm-eval-tasks -->   the task names cram-harness adds to lm-eval
     <!-- generated: data-sources -->    every registered data source and its options
     <!-- generated: model-aliases -->   every registered model alias
+    <!-- generated: model-families -->  the model families the tests check
     <!-- generated: engine-defaults --> the engine options and their defaults (CramConfig)
 
 An unknown marker fails the build. Registered in mkdocs.yml under `hooks:`; the functions
@@ -199,6 +200,16 @@ def model_aliases() -> str:
     return "\n".join(parts) + "\n"
 
 
+def model_families() -> str:
+    from cram_harness.models.families import FAMILIES
+
+    parts = ["| family (`model_type`) | keeps what it read as | a checkpoint |", "|---|---|---|"]
+    for family in FAMILIES:
+        parts.append(f"| {_code(family.model_type)} | {family.kind} | "
+                     f"`hf:{family.example}` |")
+    return "\n".join(parts) + "\n"
+
+
 # What each CramConfig field means; tests/test_docs.py fails when a field has no line here.
 ENGINE_OPTIONS = {
     "n_mem": "number of `[mem]` vectors `k` (CLI: `--mem-tokens`, or the task's `mem_tokens`)",
@@ -239,6 +250,7 @@ GENERATORS = {
     "lm-eval-tasks": lm_eval_tasks,
     "data-sources": data_sources,
     "model-aliases": model_aliases,
+    "model-families": model_families,
     "engine-defaults": engine_defaults,
 }
 

@@ -54,7 +54,8 @@ ARCHS = ["llama", "gpt_neox", "gpt2", "gemma3"]
 # (every text at accuracy 0, beyond any vector's reach), so the head is untied.
 _ATTENTION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-_SSM = dict(hidden_size=64, num_hidden_layers=2, state_size=8, expand=2)
+_SSM = dict(hidden_size=64, num_hidden_layers=2, state_size=8, expand=2,
+            tie_word_embeddings=False)
 FAMILY_CONFIGS = {
     "llama": _ATTENTION,
     "gpt_neox": {k: v for k, v in _ATTENTION.items() if k != "num_key_value_heads"},
@@ -71,7 +72,8 @@ FAMILY_CONFIGS = {
     "jamba": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, attn_layer_period=2,
                   attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
-                  num_experts=2, mamba_d_state=8, mamba_expand=2),
+                  num_experts=2, mamba_d_state=8, mamba_expand=2,
+                  use_mamba_kernels=False),  # transformers < 5 wants CUDA kernels otherwise
     "mamba": _SSM,
     "mamba2": {**_SSM, "num_heads": 8, "head_dim": 16, "n_groups": 1},
     "falcon_mamba": _SSM,

@@ -205,6 +205,9 @@ def test_generated_reference_covers_the_code():
     assert all(f"`{name}`" in tasks for name in all_tasks())
     assert all(f"`{name}`" in gen.data_sources() for name in data_sources())
     assert "`cram_capacity_random`" in gen.lm_eval_tasks()
+    from cram_harness.models.families import FAMILIES
+
+    assert all(f"`{f.model_type}`" in gen.model_families() for f in FAMILIES)
     missing = [f.name for f in fields(CramConfig) if f.name not in gen.ENGINE_OPTIONS]
     assert not missing, f"describe these engine options in docs/gen_reference.py: {missing}"
     with pytest.raises(ValueError, match="unknown generated part"):

@@ -44,11 +44,14 @@ class IncrementalForward:
         self.model = model
         self.argument = cache_argument(model)
         params = inspect.signature(model.forward).parameters
-        # transformers < 5 wants the positions by name for Mamba and RecurrentGemma
+        # transformers < 5.x wants the positions by name for Mamba and RecurrentGemma
         self.positions = "cache_position" in params
         self.no_cache = {"use_cache": False} if "use_cache" in params else {}
         self.cache: object | None = None
         self.seen = 0  # positions the cache holds
+        # Mamba before transformers 5.x numbers its first pass conv_kernel positions long,
+        # whatever its length (generate does the same), and keeps its conv state by them
+        self.shift = 0
         self.uncached: torch.Tensor | None = None  # the whole sequence, where nothing is kept
 
     def __call__(self, embeds: torch.Tensor) -> torch.Tensor:
@@ -63,6 +66,7 @@ class IncrementalForward:
                 out = self._handed_container(embeds)  # RecurrentGemma (transformers >= 5)
             if self.cache is None:
                 return self._start_rerun(embeds, out)
+            self.shift = max(0, getattr(self.model.config, "conv_kernel", 0) - embeds.shape[1])
         else:
             out = self._forward(embeds, self.cache)
             self.cache = returned_cache(out) or self.cache  # some fill it in place
@@ -71,9 +75,10 @@ class IncrementalForward:
 
     def _forward(self, embeds: torch.Tensor, cache: object | None):
         kwargs = {} if cache is None else {self.argument: cache}
-        if self.positions:
-            kwargs["cache_position"] = torch.arange(
-                self.seen, self.seen + embeds.shape[1], device=embeds.device)
+        if self.positions and self.seen > 0:  # the first pass's are the model's to choose
+            start = self.seen + self.shift
+            kwargs["cache_position"] = torch.arange(start, start + embeds.shape[1],
+                                                    device=embeds.device)
         return self.model(inputs_embeds=embeds, use_cache=True, **kwargs)
 
     def _handed_container(self, embeds: torch.Tensor):
@@ -83,7 +88,10 @@ class IncrementalForward:
             container = DynamicCache(config=self.model.config)
         except TypeError:  # transformers < 4.56 builds it without the config
             container = DynamicCache()
-        out = self._forward(embeds, container)
+        try:
+            out = self._forward(embeds, container)
+        except (AttributeError, TypeError, ValueError):  # it wants a cache class of its own
+            return self.model(inputs_embeds=embeds, **self.no_cache)  # (Jamba before 5.0)
         if container.get_seq_length() > 0:  # the model filled it: it is the cache
             self.cache = container
         return out
