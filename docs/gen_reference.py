@@ -203,9 +203,10 @@ def model_aliases() -> str:
 def model_families() -> str:
     from cram_harness.models.families import FAMILIES
 
-    parts = ["| family (`model_type`) | keeps what it read as | a checkpoint |", "|---|---|---|"]
+    parts = ["| family (`model_type`) | kind | checked from transformers | a checkpoint |",
+             "|---|---|---|---|"]
     for family in FAMILIES:
-        parts.append(f"| {_code(family.model_type)} | {family.kind} | "
+        parts.append(f"| {_code(family.model_type)} | {family.kind} | {family.since} | "
                      f"`hf:{family.example}` |")
     return "\n".join(parts) + "\n"
 
