@@ -58,3 +58,11 @@ def test_bench_gpu_runs_on_tiny_shapes_on_the_cpu(tiny_model_dir, tmp_path):
     assert row["decode_batch_s"] > 0 and row["decode_one_s"] > 0
     assert len(payload["agreement"]["pairs"]) == 2
     assert "identical steps, accuracy and greedy result" in out
+
+
+def test_bench_step_memory_measures_an_architecture(tmp_path):
+    out = bench("bench_step_memory.py", "--tiny", "--tokens", "16", "--archs", "mamba2",
+                "--json", str(tmp_path / "rows.json"), cwd=tmp_path)
+    assert "measured" in out and "estimate" in out
+    (row,) = json.loads((tmp_path / "rows.json").read_text())
+    assert row["arch"] == "mamba2" and row["estimate_mib"] > 0

@@ -109,6 +109,18 @@ def test_step_memory_estimate_grows_with_length_and_shrinks_with_checkpointing()
     assert batching.step_bytes_per_sample(model, 256, bf16=True) < long
 
 
+def test_step_memory_estimate_counts_a_state_space_scan():
+    """Mamba's selective scan keeps values per state dimension, Mamba2's per chunk position
+    (benchmarks/bench_step_memory.py measures both); configs without heads work too."""
+    from tests.conftest import make_family_model
+
+    for family, field in (("mamba", "state_size"), ("mamba2", "chunk_size")):
+        model = make_family_model(family)
+        small = batching.step_bytes_per_sample(model, 64)
+        setattr(model.config, field, getattr(model.config, field) * 4)
+        assert batching.step_bytes_per_sample(model, 64) > small
+
+
 def test_auto_batch_size_follows_free_memory(monkeypatch):
     model = make_tiny_model("llama")
     per_sample = batching.step_bytes_per_sample(model, 32)

@@ -47,19 +47,30 @@ def step_bytes_per_sample(model: torch.nn.Module, n_positions: int, bf16: bool =
     inner = getattr(cfg, "intermediate_size", None) or (
         d * (getattr(cfg, "expand", None) or getattr(cfg, "mamba_expand", None) or 4))
     heads = getattr(cfg, "num_attention_heads", None) or 0
-    state = getattr(cfg, "state_size", None) or getattr(cfg, "mamba_d_state", None) or 0
     layers = cfg.num_hidden_layers
     act = 2 if bf16 else 4
     # Kept per token and layer: norms, q/k/v/attention output, residuals (~8d), the MLP's
     # gate/up/activation/product (~4 x inner), one row of attention weights per head, and a
-    # selective scan's discretized inputs and states (~3 x inner x state, without the fused
-    # mamba-ssm kernels).
-    per_layer = n_positions * (8 * d + 4 * inner + heads * n_positions + 3 * inner * state) * act
+    # state-space scan's own (without the fused mamba-ssm kernels)
+    per_layer = n_positions * (8 * d + 4 * inner + heads * n_positions + _scan(cfg, inner)) * act
     kept = n_positions * d * act * layers + per_layer if checkpointing else per_layer * layers
     logits = n_positions * cfg.vocab_size * 4 * 3  # fp32 logits, log-softmax, their gradient
     if logits > logits_budget(model.device):  # in chunks (engine/measure.py): the hidden states
         logits = n_positions * d * 4 * 2  # the head reads, and their gradient
     return int((kept + logits) * SAFETY)
+
+
+def _scan(cfg, inner: int) -> int:
+    """Values a state-space layer keeps per token for its backward pass (without the fused
+    mamba-ssm kernels): Mamba's selective scan its discretized inputs and states (~3 x inner
+    x state), Mamba2's chunked scan its decay matrices (~20 x heads x chunk size). With the
+    rest and the safety factor the estimate is 1.17x and 1.69x the measured memory a sample
+    (benchmarks/RESULTS.md, bench_step_memory)."""
+    state = getattr(cfg, "state_size", None) or getattr(cfg, "mamba_d_state", None) or 0
+    chunk, ssm_heads = getattr(cfg, "chunk_size", None), getattr(cfg, "num_heads", None)
+    if state and chunk and ssm_heads:
+        return 20 * ssm_heads * chunk
+    return 3 * inner * state
 
 
 def auto_batch_size(model: torch.nn.Module, n_positions: int, n_texts: int, bf16: bool = False,

@@ -46,7 +46,7 @@ def holdable_texts(model, lengths=(7, 4)) -> list[list[int]]:
 def family(request):
     model = make_family_model(request.param)
     texts = holdable_texts(model)
-    crammed = cram_token_ids(model, texts, CONFIG, batch_size=2)
+    crammed = cram_token_ids(model, texts, CONFIG)  # one batch, as the estimate sizes it
     return model, texts, crammed
 
 
