@@ -190,25 +190,29 @@ def ls(what: str, include_path) -> None:
     """List registered tasks (and groups), model aliases, or data sources.
 
     WHAT is one of tasks, models, data."""
-    from cram_harness.harness.registry import all_tasks, data_sources, model_aliases
+    from cram_harness.harness.registry import DATA, all_tasks, plugin_task_dirs
     from cram_harness.harness.tasks import GroupConfig
 
     if what == "tasks":
         for name, item in sorted(all_tasks(include_path).items()):
             kind = "group" if isinstance(item, GroupConfig) else item.kind
             click.echo(f"{name:28} {kind:12} {item.description}")
+        broken = plugin_task_dirs()[1]
     elif what == "models":
-        from cram_harness.models.load import CHECKPOINTS
+        from cram_harness.models.families import family_lines
+        from cram_harness.models.load import CHECKPOINTS, MODELS
 
-        for name in sorted(model_aliases()):
+        for name in MODELS.names():
             click.echo(f"{name:16} {CHECKPOINTS.get(name, '')}".rstrip())
         click.echo("(and any hf:REPO[@REV], local directory, or gguf:FILE)")
-        from cram_harness.models.families import family_lines
-
         click.echo("\n".join(family_lines()))
+        broken = MODELS.problems()
     else:
-        for name in sorted(data_sources()):
+        for name in DATA.names():
             click.echo(name)
+        broken = DATA.problems()
+    for name, why in broken.items():  # listed, not fatal: only runs that use them fail
+        click.echo(f"{name:28} broken: {why}")
 
 
 @cli.command()

@@ -179,10 +179,11 @@ def _signature(factory) -> str:
 
 
 def data_sources() -> str:
-    from cram_harness.harness.registry import data_sources as registered
+    from cram_harness.harness.registry import DATA
 
     parts = ["| `kind` | options (defaults) | description |", "|---|---|---|"]
-    for name, factory in sorted(registered().items()):
+    for name in DATA.names():
+        factory = DATA.get(name)
         doc = inspect.getdoc(factory) or ""
         parts.append(f"| {_code(name)} | {_signature(factory)} | "
                      f"{_cell(doc.split(chr(10) * 2)[0])} |")
@@ -190,11 +191,10 @@ def data_sources() -> str:
 
 
 def model_aliases() -> str:
-    from cram_harness.harness.registry import model_aliases as registered
-    from cram_harness.models.load import ALIASES
+    from cram_harness.models.load import ALIASES, MODELS
 
     parts = ["| alias | from |", "|---|---|"]
-    for name in sorted(registered()):
+    for name in MODELS.names():
         origin = "built in" if name in ALIASES else "a plugin (entry point)"
         parts.append(f"| {_code(name)} | {origin} |")
     return "\n".join(parts) + "\n"

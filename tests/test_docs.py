@@ -191,7 +191,7 @@ def test_generated_reference_covers_the_code():
 
     from cram_harness.cli import cli
     from cram_harness.engine.loop import CramConfig
-    from cram_harness.harness.registry import all_tasks, data_sources
+    from cram_harness.harness.registry import DATA, all_tasks
 
     gen = _gen_reference()
     reference = gen.cli_reference()
@@ -203,7 +203,7 @@ def test_generated_reference_covers_the_code():
                     assert f"`{opt}`" in reference, (name, opt)
     tasks = gen.task_list()
     assert all(f"`{name}`" in tasks for name in all_tasks())
-    assert all(f"`{name}`" in gen.data_sources() for name in data_sources())
+    assert all(f"`{name}`" in gen.data_sources() for name in DATA.names())
     assert "`cram_capacity_random`" in gen.lm_eval_tasks()
     from cram_harness.models.families import FAMILIES
 

@@ -1,9 +1,10 @@
-"""Registries of tasks, model aliases and data sources: plain dicts, filled from the
-built-in files and from third-party packages' entry points.
+"""Registries of tasks, model aliases and data sources, filled from the built-in files and
+from third-party packages' entry points (harness/plugins.py: each loaded when used).
 
 Entry-point groups:
     cram_harness.tasks   -> a directory path, or a callable returning one (holding task YAML)
-    cram_harness.models  -> a callable returning a GGUF path or a model directory (an alias)
+    cram_harness.models  -> a callable returning a GGUF path or a model directory (an alias;
+                            the registry is models.load.MODELS)
     cram_harness.data    -> a DataSource factory, used as `source: {kind: <name>}`
 
 Nothing here imports torch: `cram-eval ls` stays instant.
@@ -17,11 +18,21 @@ import inspect
 import types
 import typing
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from cram_harness.errors import CramError
+from cram_harness.harness.plugins import Registry, unknown_name
 from cram_harness.harness.tasks import GroupConfig, TaskConfig, parse_file
+
+
+def _builtin_sources() -> dict[str, object]:
+    from cram_harness.data import SOURCES
+
+    return SOURCES
+
+
+TASK_PLUGINS = Registry("task", "cram_harness.tasks")
+DATA = Registry("data source", "cram_harness.data", _builtin_sources)
 
 
 def builtin_task_dirs() -> list[Path]:
@@ -30,16 +41,17 @@ def builtin_task_dirs() -> list[Path]:
     return [d for d in (here / "tasks", here.parent / "tasks") if d.is_dir()][:1]
 
 
-def _entry_points(group: str):
-    return list(entry_points(group=group))
-
-
-def plugin_task_dirs() -> list[Path]:
+def plugin_task_dirs() -> tuple[list[Path], dict[str, str]]:
+    """(the task directories plugins add, {plugin: why it does not load}): a broken plugin's
+    tasks are left out, and only a run that names one of them fails, saying why."""
     dirs = []
-    for ep in _entry_points("cram_harness.tasks"):
-        target = ep.load()
+    for name in TASK_PLUGINS.names():
+        try:
+            target = TASK_PLUGINS.get(name)
+        except CramError:
+            continue
         dirs.append(Path(target() if callable(target) else target))
-    return dirs
+    return dirs, TASK_PLUGINS.problems()
 
 
 def include_dir(given: str) -> Path:
@@ -80,7 +92,7 @@ def _task_files(directory: Path) -> list[Path]:
 @functools.cache
 def _load_tasks(extra: tuple[str, ...]) -> dict[str, TaskConfig | GroupConfig]:
     found: dict[str, TaskConfig | GroupConfig] = {}
-    for directory in [*builtin_task_dirs(), *plugin_task_dirs(), *map(include_dir, extra)]:
+    for directory in [*builtin_task_dirs(), *plugin_task_dirs()[0], *map(include_dir, extra)]:
         for path in _task_files(directory):
             item = parse_file(path)
             if item.name in found:
@@ -95,14 +107,6 @@ def all_tasks(include: Iterable[str] = ()) -> dict[str, TaskConfig | GroupConfig
     return _load_tasks(tuple(str(p) for p in include))
 
 
-def unknown_name(kind: str, name: str, known: Iterable[str]) -> CramError:
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known[:12])}"
-    listing = {"task": "tasks", "model": "models", "data source": "data"}.get(kind, f"{kind}s")
-    return CramError(f"unknown {kind} {name!r}: {hint} (`cram-eval ls {listing}` lists them)")
-
-
 def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[TaskConfig]:
     """Task configs for names of tasks or groups, groups expanded, duplicates dropped."""
     registry = all_tasks(include)
@@ -110,6 +114,10 @@ def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[Tas
 
     def add(name: str, seen: tuple[str, ...] = ()) -> None:
         if name not in registry:
+            broken = plugin_task_dirs()[1]
+            if broken:  # the task may be one of theirs
+                raise CramError(f"unknown task {name!r}; a task plugin does not load: "
+                                f"{next(iter(broken.values()))}")
             raise unknown_name("task", name, registry)
         item = registry[name]
         if isinstance(item, GroupConfig):
@@ -131,16 +139,6 @@ def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[Tas
     return list(out.values())
 
 
-def model_aliases() -> dict[str, object]:
-    """Built-in offline aliases plus those that plugins register."""
-    from cram_harness.models.load import ALIASES
-
-    aliases: dict[str, object] = dict(ALIASES)
-    for ep in _entry_points("cram_harness.models"):
-        aliases.setdefault(ep.name, lambda ep=ep: ep.load()())
-    return aliases
-
-
 def make_source(spec: dict):
     """A data source from its task-YAML mapping, {kind: NAME, option: value, ...}, with
     errors a user can act on instead of TypeErrors."""
@@ -151,12 +149,9 @@ def make_source(spec: dict):
 def check_source(spec: dict) -> tuple[object, dict]:
     """(factory, options) of a source mapping whose kind, option names and option types are
     right; a CramError naming what is not."""
-    sources = data_sources()
     kind = str(spec.get("kind"))
-    if kind not in sources:
-        raise unknown_name("data source", kind, sources)
+    factory = DATA.get(kind)  # one line if unknown, or if its plugin does not load
     options = {k: v for k, v in spec.items() if k != "kind"}
-    factory = sources[kind]
     params = inspect.signature(factory).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         for option in options:
@@ -201,12 +196,3 @@ def _is_a(value: object, expected: tuple[type, ...]) -> bool:
     if isinstance(value, int) and float in expected:
         return True
     return isinstance(value, expected)
-
-
-def data_sources() -> dict[str, object]:
-    from cram_harness.data import SOURCES
-
-    sources: dict[str, object] = dict(SOURCES)
-    for ep in _entry_points("cram_harness.data"):
-        sources.setdefault(ep.name, ep.load())
-    return sources

