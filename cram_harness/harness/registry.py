@@ -1,5 +1,5 @@
 """Registries of tasks, model aliases and data sources, filled from the built-in files and
-from third-party packages' entry points (harness/plugins.py: each loaded when used).
+from third-party packages' entry points (plugins.py: each loaded when used).
 
 Entry-point groups:
     cram_harness.tasks   -> a directory path, or a callable returning one (holding task YAML)
@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cram_harness.errors import CramError
-from cram_harness.harness.plugins import Registry, unknown_name
 from cram_harness.harness.tasks import GroupConfig, TaskConfig, parse_file
+from cram_harness.plugins import Registry, unknown_name
 
 
 def _builtin_sources() -> dict[str, object]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cram_harness.errors import CramError
-from cram_harness.harness.plugins import Registry
+from cram_harness.plugins import Registry
 
 if TYPE_CHECKING:
     import torch

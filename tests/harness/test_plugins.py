@@ -53,7 +53,8 @@ def test_a_run_that_does_not_use_it_is_not_affected(broken_plugin, tiny_model_di
 
 def test_a_run_that_uses_it_fails_in_one_line_naming_it(broken_plugin, tmp_path):
     (tmp_path / "task.yaml").write_text(
-        "task: uses_broken\nkind: capacity\ndataset: broken\nlengths: [4]\nsource: {kind: broken_source}\n")
+        "task: uses_broken\nkind: capacity\ndataset: broken\nlengths: [4]\n"
+        "source: {kind: broken_source}\n")
     for args in (["--model", "broken-alias", "--tasks", "capacity_random"],
                  ["--model", "smollm2-135m", "--tasks", "uses_broken", "--include-path",
                   str(tmp_path)],
