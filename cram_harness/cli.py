@@ -225,6 +225,7 @@ def leaderboard(paths, fmt_name, output) -> None:
     """Rank models from results files or directories (PATHS, searched recursively)."""
     from pathlib import Path
 
+    from cram_harness.atomic import write_text_atomic
     from cram_harness.reporting.tables import (
         is_leaderboard,
         load_results,
@@ -232,7 +233,7 @@ def leaderboard(paths, fmt_name, output) -> None:
         rich_table,
         table1_rows,
     )
-    from cram_harness.results.files import check_report_output, write_text_atomic
+    from cram_harness.results.files import check_report_output
 
     if output:  # before any reading: never over a file that is not a leaderboard
         check_report_output(Path(output), is_leaderboard, "leaderboard")

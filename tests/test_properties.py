@@ -16,6 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from cram_harness import metrics
+from cram_harness.atomic import write_text_atomic
 from cram_harness.data.text import (
     _ABBREVIATIONS,
     chunk_sentences,
@@ -23,7 +24,6 @@ from cram_harness.data.text import (
     strip_gutenberg,
 )
 from cram_harness.harness.records import RecordStore, read_records, record_key
-from cram_harness.results.files import write_text_atomic
 from tests.conftest import record as a_record
 
 # No example database: nothing is written into the checkout.

@@ -28,10 +28,10 @@ import pytest
 import torch
 
 from cram_harness import cli
+from cram_harness.atomic import write_json_atomic
 from cram_harness.errors import CramError
 from cram_harness.harness.evaluator import RunSettings
 from cram_harness.harness.records import RecordStore
-from cram_harness.results.files import write_json_atomic
 from tests.conftest import word_sentences
 
 # The run every interruption test repeats: 3 texts x lengths 4, 8 = 6 samples, one at a time.
@@ -67,8 +67,8 @@ def env(**extra: str) -> dict:
 SELF_SIGNAL = r"""
 import os, signal, sys, types
 from pathlib import Path
+from cram_harness import atomic
 from cram_harness.harness import records
-from cram_harness.results import files as outputs
 
 where, sig = os.environ["CRAM_TEST_AT"], getattr(signal, os.environ["CRAM_TEST_SIGNAL"])
 
@@ -95,7 +95,7 @@ def before_results_rename(src, dst):
 if where == "record-write":
     records.os = with_hook("fsync", lambda fd: os.kill(os.getpid(), sig))
 elif where == "results-write":
-    outputs.os = with_hook("replace", before_results_rename)
+    atomic.os = with_hook("replace", before_results_rename)
 from cram_harness.cli import main
 
 main()

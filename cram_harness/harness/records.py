@@ -19,6 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from cram_harness import schemas
+from cram_harness.atomic import atomic_path
 from cram_harness.errors import CramError
 
 
@@ -77,11 +78,8 @@ class RecordStore:
         """A sample's best [mem] vectors, written whole (temp file, then rename)."""
         from safetensors.torch import save_file
 
-        path = self.vectors_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file({"memory": memory.detach().float().cpu().contiguous()}, str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(self.vectors_path(key)) as tmp:
+            save_file({"memory": memory.detach().float().cpu().contiguous()}, str(tmp))
         self._damaged.discard(key)
 
     def load_vectors(self, key: str):

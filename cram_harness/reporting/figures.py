@@ -16,10 +16,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from cram_harness.atomic import atomic_path
 from cram_harness.metrics import LOSSLESS_THRESHOLD as THRESHOLD
 from cram_harness.metrics import full_vector_gains, is_exact, usable
 from cram_harness.reporting.runs import Run
-from cram_harness.results.files import atomic_path
 
 DPI = 130
 MIN_FIT_POINTS = 3  # a line through two points says nothing about the slope's spread

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cram_harness.atomic import write_text_atomic
 from cram_harness.reporting.tables import COLUMNS, SETTINGS, fmt, settings_text, table1_rows
-from cram_harness.results.files import write_text_atomic
 
 if TYPE_CHECKING:
     from cram_harness.reporting.runs import Run

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from cram_harness.atomic import write_json_atomic, write_text_atomic
 from cram_harness.errors import CramError
 
 
@@ -89,42 +90,6 @@ def check_report_output(path: Path, is_report: Callable[[str], bool], what: str,
     if head.strip() and not is_report(head):
         raise CramError(f"{path} exists and is not a {what} cram-eval wrote: give {option} a "
                         "new file, or move this one away first")
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    text = json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=True) + "\n"
-    write_text_atomic(path, text)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path` to write whole; renamed onto `path` on success,
-    removed on failure, so readers never see half a file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            raise IsADirectoryError(21, "Is a directory", str(path))
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-        raise CramError(f"cannot write {path}: {exc.filename or path.parent} is in the way "
-                        f"({exc.strerror}): choose another place") from None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def write_results(out_dir: Path, results: dict, samples: dict[str, list[dict]]) -> Path:
