@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 import cram_harness
 from cram_harness import metrics
@@ -13,6 +14,16 @@ def test_cram_reports_the_papers_metrics():
     results = cram_harness.cram(model, texts, tokenizer=tok, lr=0.3, max_steps=60)
     for text, r in zip(texts, results):
         assert r.num_tokens == len(text.split()) and r.num_predicted == r.num_tokens - 1
+        # Measured again here with the model's own loss and a plain forward pass over the
+        # returned vectors: the CE without them, and the accuracy of the best state.
+        ids = torch.tensor([r.token_ids])
+        with torch.no_grad():
+            assert r.base_loss == pytest.approx(model(input_ids=ids, labels=ids).loss.item(),
+                                                rel=1e-5)
+            embeds = torch.cat([r.memory[None], model.get_input_embeddings()(ids)], dim=1)
+            logits = model(inputs_embeds=embeds).logits[0, r.memory.shape[0]:-1]
+        hits = (logits.argmax(-1) == ids[0, 1:]).float().mean().item()
+        assert r.best_accuracy == pytest.approx(hits)
         # The paper's statistics: both gains times L; information gain from the run's lowest
         # CE, which is at most the CE of the best-accuracy state.
         assert r.token_gain == pytest.approx((r.best_accuracy - r.base_accuracy) * r.num_tokens)
