@@ -82,6 +82,22 @@ def test_a_padded_batch_agrees_with_one_text_at_a_time(family):
     assert not bool(mask.all())
 
 
+def test_measuring_in_chunks_agrees_with_the_whole_logits(family, monkeypatch):
+    """Where the logits would be large, a step measures them chunk by chunk through the
+    model's body and head (engine/measure.py); a family whose head does more than a linear
+    layer (RecurrentGemma's soft cap) keeps the whole logits."""
+    from cram_harness.engine import measure
+
+    model, texts, _ = family
+    ids, mask = pad_right(texts, pad_id=0, device="cpu")
+    mem = init_memory(model, 1, [1, 2])
+    whole = measure.text_stats(model, ids, mask, mem)
+    monkeypatch.setattr(measure, "LOGITS_BUDGET", 1)
+    chunked = measure.text_stats(model, ids, mask, mem)
+    assert torch.allclose(chunked.loss, whole.loss, rtol=1e-5)
+    assert torch.equal(chunked.accuracy, whole.accuracy)
+
+
 def test_the_adapter_reloads_and_decodes_its_text(family, tmp_path):
     from peft import PeftModel
 
