@@ -241,9 +241,9 @@ def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
 def test_version_range_is_checked():
     from cram_harness.integrations.lm_eval.bridge import check_lm_eval_version
 
-    check_lm_eval_version("0.4.11")
-    for bad in ("0.4.10", "0.5.0"):
-        with pytest.raises(CramError, match=">= 0.4.11, < 0.5"):
+    check_lm_eval_version("0.4.12")
+    for bad in ("0.4.11", "0.5.0"):
+        with pytest.raises(CramError, match=">= 0.4.12, < 0.5"):
             check_lm_eval_version(bad)
 
 

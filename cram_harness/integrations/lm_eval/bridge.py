@@ -1,4 +1,4 @@
-"""lm-eval integration (lm-eval >= 0.4.11, < 0.5): our tasks inside `lm_eval`, and
+"""lm-eval integration (lm-eval >= 0.4.12, < 0.5): our tasks inside `lm_eval`, and
 [mem]-prefixed models on lm-eval's own tasks.
 
 lm-eval dispatches each request to the model method named by its request type. Our task
@@ -27,14 +27,14 @@ from packaging.version import Version
 
 from cram_harness.errors import CramError
 
-SUPPORTED = SpecifierSet(">=0.4.11,<0.5")
+SUPPORTED = SpecifierSet(">=0.4.12,<0.5")
 
 
 def check_lm_eval_version(found: str | None = None) -> None:
     found = found or version("lm_eval")
     if Version(found) not in SUPPORTED:
         raise CramError(f"lm-eval {found} is not supported: cram-harness's lm-eval plugin needs "
-                        "lm-eval >= 0.4.11, < 0.5 (`pip install 'lm-eval>=0.4.11,<0.5'`)")
+                        "lm-eval >= 0.4.12, < 0.5 (`pip install 'lm-eval>=0.4.12,<0.5'`)")
 
 
 check_lm_eval_version()
