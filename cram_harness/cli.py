@@ -194,9 +194,13 @@ def ls(what: str, include_path) -> None:
     from cram_harness.harness.tasks import GroupConfig
 
     if what == "tasks":
+        import textwrap
+
         for name, item in sorted(all_tasks(include_path).items()):
             kind = "group" if isinstance(item, GroupConfig) else item.kind
-            click.echo(f"{name:28} {kind:12} {item.description}")
+            head = f"{name:28} {kind:17} "  # within 100 columns: descriptions wrap
+            click.echo(textwrap.fill(item.description or "-", 100, initial_indent=head,
+                                     subsequent_indent=" " * len(head)))
     elif what == "models":
         from cram_harness.models.load import CHECKPOINTS
 

@@ -67,6 +67,7 @@ def test_ls_lists_tasks_models_and_sources():
     for name in ("capacity_pg19", "token_gain_fanfics", "info_gain_random", "mem_scaling_pg19",
                  "cram_random"):
         assert name in tasks
+    assert max(map(len, tasks.splitlines())) <= 100
     assert "smollm2-135m" in cram_eval("ls", "models").stdout
     assert "random" in cram_eval("ls", "data").stdout
 

@@ -76,6 +76,7 @@ def test_lm_eval_users_hub_id_offline_is_one_line(tmp_path):
     assert "hf:org/name" in line and "hf download org/name" in line
 
 
+@pytest.mark.versions
 def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -150,6 +151,7 @@ def _expected_loglikelihoods(model_dir, docs, mem):
     return out
 
 
+@pytest.mark.versions
 @pytest.mark.parametrize("route", ["hf+peft", "cram+mem"])
 def test_adapter_changes_loglikelihoods_as_our_forward_says(tiny_model_dir, tmp_path, route):
     import lm_eval
@@ -195,6 +197,7 @@ metric_list:
 RENAMED = Version(transformers.__version__) >= Version("5.24.0.dev0")
 
 
+@pytest.mark.versions
 @pytest.mark.parametrize("route", [
     pytest.param("hf+peft", marks=pytest.mark.xfail(
         RENAMED, strict=True, reason="PEFT (<= 0.21.2) misses the KV cache transformers >= "
@@ -238,6 +241,7 @@ def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
         CramLM(pretrained=tiny_model_dir, mem=str(adapter))
 
 
+@pytest.mark.versions
 def test_version_range_is_checked():
     from cram_harness.integrations.lm_eval.bridge import check_lm_eval_version
 
@@ -247,6 +251,7 @@ def test_version_range_is_checked():
             check_lm_eval_version(bad)
 
 
+@pytest.mark.versions
 def test_our_model_does_not_hide_lm_evals_own():
     from lm_eval.api.registry import get_model
 

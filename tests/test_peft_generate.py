@@ -18,6 +18,7 @@ from tests.conftest import make_tiny_model, make_word_tokenizer
 # llama comes out right by chance even then ("house" is no word of the tiny vocabulary: [UNK],
 # a token like any other).
 TEXTS = {"llama": "she was at the little house", "gpt2": "she was at the"}
+pytestmark = pytest.mark.versions
 RENAMED = Version(transformers.__version__) >= Version("5.24.0.dev0")
 
 
