@@ -42,7 +42,7 @@ def fix_peft_generate(peft_model: Any) -> Any:
             inside[0] = False
         if NEW in out and OLD in out:
             cache = out.pop(OLD)
-            if cache is not out[NEW]:  # PEFT made a cache of its own (prefix tuning): the model's
+            if cache is not out[NEW]:  # PEFT put a cache of its own there (prefix tuning)
                 out[NEW] = cache
         return out
 
