@@ -80,12 +80,12 @@ def base_model_source(model: Any) -> tuple[str | None, str | None]:
 
 def _local_spec(spec: str) -> str | None:
     """An offline alias as itself, a GGUF file as `gguf:<absolute path>`; None otherwise."""
-    from cram_harness.harness.registry import model_aliases
+    from cram_harness.models.load import is_model_spec
 
-    if spec in model_aliases():
-        return spec
-    if spec.startswith("gguf:"):
-        return f"gguf:{Path(spec[5:]).expanduser().resolve()}"
+    if spec.startswith("gguf:") or (spec.endswith(".gguf") and Path(spec).is_file()):
+        return f"gguf:{Path(spec.removeprefix('gguf:')).expanduser().resolve()}"
+    if spec and is_model_spec(spec) and not Path(spec).expanduser().exists():
+        return spec  # no file or directory of that name: an alias
     return None
 
 
