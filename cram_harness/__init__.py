@@ -13,12 +13,14 @@ _LAZY = {
     "load_model": "cram_harness.models.load",
     "cram": "cram_harness.api",
     "CramResult": "cram_harness.api",
+    "decode_adapter": "cram_harness.api",
     "CramConfig": "cram_harness.engine.loop",
     "cram_batch": "cram_harness.engine.loop",
     "MemPrefix": "cram_harness.engine.adapter",
     "save_adapter": "cram_harness.integrations.peft",
     "load_adapter": "cram_harness.integrations.peft",
     "push_adapter": "cram_harness.integrations.peft",
+    "fix_peft_generate": "cram_harness.integrations.peft_generate",
     "CramError": "cram_harness.errors",
 }
 

@@ -102,10 +102,17 @@ class Decoded:
     matches: bool  # whether its tokens hash to the adapter's recorded text_sha256
 
 
-def decode_adapter(path: str | os.PathLike, model: Any, tokenizer: Any) -> Decoded:
-    """Greedy-decode the text stored in an adapter written by `CramResult.save_adapter`."""
-    from cram_harness.integrations.peft import load_adapter
+def decode_adapter(path: str | os.PathLike, model: Any = None, tokenizer: Any = None, *,
+                   device: str = "auto") -> Decoded:
+    """Greedy-decode the text stored in an adapter written by `CramResult.save_adapter`, by
+    our own decoding, exact on every transformers version. Without `model`, the base model
+    the adapter names is loaded (`adapter_base_spec`: an alias, hub id or local path)."""
+    from cram_harness.integrations.peft import adapter_base_spec, load_adapter
 
+    if model is None:
+        model, tokenizer = load_model(adapter_base_spec(path), device=device)
+    elif tokenizer is None:
+        raise CramError("pass tokenizer= with the model to decode_adapter()")
     memory, info = load_adapter(path, model)  # cram.json checked against its schema there
     if "seed_token_ids" not in info or "num_tokens" not in info:
         raise CramError(f"{path} has no cram.json with seed_token_ids and num_tokens (PEFT's "

@@ -194,9 +194,13 @@ def ls(what: str, include_path) -> None:
     from cram_harness.harness.tasks import GroupConfig
 
     if what == "tasks":
+        import textwrap
+
         for name, item in sorted(all_tasks(include_path).items()):
             kind = "group" if isinstance(item, GroupConfig) else item.kind
-            click.echo(f"{name:28} {kind:12} {item.description}")
+            head = f"{name:28} {kind:17} "  # within 100 columns: descriptions wrap
+            click.echo(textwrap.fill(item.description or "-", 100, initial_indent=head,
+                                     subsequent_indent=" " * len(head)))
         broken = plugin_task_dirs()[1]
     elif what == "models":
         from cram_harness.models.families import family_lines
@@ -328,16 +332,18 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, max_
 
 @cli.command()
 @click.argument("adapter")
-@click.option("--model", required=True, help="The base model's spec.")
+@click.option("--model", help="The base model's spec (default: the one the adapter names).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--dtype", default="auto", show_default=True,
               help="The weights: auto (fp32), fp32, bf16, fp16.")
 def decode(adapter, model, device, dtype) -> None:
     """Print the text of an adapter by greedy decoding; exit 1 if it does not match."""
     from cram_harness.api import decode_adapter
+    from cram_harness.integrations.peft import adapter_base_spec
     from cram_harness.models.load import load_model
 
-    loaded, tokenizer = load_model(model, device=device, dtype=dtype)
+    loaded, tokenizer = load_model(model or adapter_base_spec(adapter), device=device,
+                                   dtype=dtype)
     decoded = decode_adapter(adapter, loaded, tokenizer)
     click.echo(decoded.text)
     click.echo(f"matches the stored text hash: {'yes' if decoded.matches else 'no'}", err=True)

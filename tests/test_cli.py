@@ -67,6 +67,7 @@ def test_ls_lists_tasks_models_and_sources():
     for name in ("capacity_pg19", "token_gain_fanfics", "info_gain_random", "mem_scaling_pg19",
                  "cram_random"):
         assert name in tasks
+    assert max(map(len, tasks.splitlines())) <= 100
     assert "smollm2-135m" in cram_eval("ls", "models").stdout
     assert "random" in cram_eval("ls", "data").stdout
 
@@ -115,10 +116,11 @@ def test_export_then_decode_gives_the_text_back(tiny_model_dir, tmp_path):
                      "--min-margin", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert "greedy exact: True" in proc.stdout
-    proc = cram_eval("decode", str(out), "--model", tiny_model_dir)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "she was at the"
-    assert "matches the stored text hash: yes" in proc.stderr
+    for model in (["--model", tiny_model_dir], []):  # without --model: the one it names
+        proc = cram_eval("decode", str(out), *model)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "she was at the"
+        assert "matches the stored text hash: yes" in proc.stderr
 
 
 def test_decode_refuses_another_base_model(tiny_model_dir, tmp_path):

@@ -32,6 +32,9 @@ class Recorder(Display):
     def warn(self, message):
         self.warnings.append(message)
 
+    def plan(self, lines):
+        self.planned = lines
+
 
 def records_of(result):
     from pathlib import Path
@@ -80,8 +83,12 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(
     with pytest.raises(KeyboardInterrupt):
         evaluate(tiny_model_dir, TASKS, s, Recorder(stop_after=3))
     rec = Recorder()
+    rec.shows_plan = True
     (resumed,) = evaluate(tiny_model_dir, TASKS, s, rec)
     assert len(rec.done) == 1  # only the sample that was not finished
+    # the plan counts what is left, not what the interrupted run already recorded
+    assert "at most 1 run of up to 15 steps (3 recorded before, not run again)" in \
+        rec.planned[1]
     (clean,) = evaluate(tiny_model_dir, TASKS, settings(tmp_path / "clean", word_corpus,
                                                         batch_size=1))
     assert resumed["results"] == clean["results"]

@@ -191,6 +191,19 @@ def test_mem_scaling_marks_capacities_at_the_longest_length_run(tmp_path):
     assert list(marker.get_xdata()) == [2] and list(marker.get_ydata()) == [32]
 
 
+def test_mem_scaling_skip_names_tasks_that_exist(tmp_path):
+    """Fig. 4 without data says what to run for the datasets used: mem_scaling_random exists,
+    mem_scaling_gutenberg does not (capacity over several numbers of vectors does it)."""
+    path = write_run(tmp_path, "tiny-a", datasets=("gutenberg", "random"), mems=(1,))
+    data = json.loads(path.read_text())
+    data["results"] = {k: v for k, v in data["results"].items() if "mem_scaling" not in k}
+    path.write_text(json.dumps(data))
+    with pytest.raises(Skip) as skipped:
+        figures.build_mem_scaling_figure(load_runs(load_results([tmp_path])))
+    assert str(skipped.value).endswith(
+        "run capacity_gutenberg --mem-tokens 1,2,4 or mem_scaling_random")
+
+
 def test_mem_scaling_ideal_line_and_band(tmp_path):
     write_run(tmp_path, "tiny-a")
     (ax,) = figures.build_mem_scaling_figure(load_runs(load_results([tmp_path]))).axes

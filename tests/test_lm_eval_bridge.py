@@ -7,6 +7,8 @@ import sys
 
 import pytest
 import torch
+import transformers
+from packaging.version import Version
 
 from cram_harness.errors import CramError
 from tests.conftest import make_tiny_model, word_text
@@ -38,21 +40,30 @@ def only_results(out_dir):
 
 @pytest.mark.parametrize("explicit_include", [False, True])
 def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
+    """The README's random task, and the novels shipped inside cram-harness (the tasks a
+    user without network has), through lm-eval's own command line."""
     from cram_harness.integrations.lm_eval.bridge import task_dir
 
     extra = ["--include_path", str(task_dir())] if explicit_include else []
+    tasks = ["cram_capacity_random"] if not explicit_include else [
+        "cram_gutenberg", "--metadata", '{"lengths": [4, 6]}']
     proc = run_cli("--model", "cram", "--model_args",
-                   f"pretrained={tiny_model_dir},max_steps=5,lr=0.3", "--tasks",
-                   "cram_capacity_random", "--limit", "2", "--output_path", str(tmp_path),
-                   *extra)
+                   f"pretrained={tiny_model_dir},max_steps=5,lr=0.3", "--tasks", *tasks,
+                   "--limit", "2", "--output_path", str(tmp_path), *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "decoding_capacity" in proc.stdout  # lm-eval's own table
     results = only_results(tmp_path)
-    res = results["results"]["cram_capacity_random"]
+    name = "cram_capacity_gutenberg" if explicit_include else "cram_capacity_random"
+    res = results["results"][name]
     assert {"decoding_capacity,none", "best_accuracy,none", "best_accuracy_stderr,none",
             "greedy_exact,none"} <= set(res)
     assert res["decoding_capacity_stderr,none"] == "N/A"
     assert results["config"]["device"] == "cpu"  # not lm-eval's default cuda:0 on a CPU
+    assert "cram L=" in proc.stderr and "at most 5 steps a batch" in proc.stderr  # progress
+    assert "not of type `str`" not in proc.stderr  # a loaded model is our design, not a slip
+    if explicit_include:
+        assert {"cram_token_gain_gutenberg", "cram_info_gain_gutenberg"} <= set(
+            results["results"])
 
 
 def test_lm_eval_users_hub_id_offline_is_one_line(tmp_path):
@@ -65,6 +76,7 @@ def test_lm_eval_users_hub_id_offline_is_one_line(tmp_path):
     assert "hf:org/name" in line and "hf download org/name" in line
 
 
+@pytest.mark.versions
 def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -139,6 +151,7 @@ def _expected_loglikelihoods(model_dir, docs, mem):
     return out
 
 
+@pytest.mark.versions
 @pytest.mark.parametrize("route", ["hf+peft", "cram+mem"])
 def test_adapter_changes_loglikelihoods_as_our_forward_says(tiny_model_dir, tmp_path, route):
     import lm_eval
@@ -181,13 +194,24 @@ metric_list:
 """
 
 
-def test_generation_tasks_decode_a_crammed_text_through_peft(tiny_model_dir, tmp_path):
-    """lm-eval's own generate_until with --model hf,peft=ADAPTER gives the crammed text back:
-    PEFT's generate on the declared transformers versions."""
+RENAMED = Version(transformers.__version__) >= Version("5.24.0.dev0")
+
+
+@pytest.mark.versions
+@pytest.mark.parametrize("route", [
+    pytest.param("hf+peft", marks=pytest.mark.xfail(
+        RENAMED, strict=True, reason="PEFT (<= 0.21.2) misses the KV cache transformers >= "
+        "5.24 renamed: when this passes, PEFT is fixed (docs/recipes/lm-eval.md)")),
+    "cram+mem"])
+def test_generation_tasks_decode_a_crammed_text_through_peft(tiny_model_dir, tmp_path, route):
+    """lm-eval's own generate_until gives the crammed text back: through PEFT's cached
+    generate with --model hf,peft= (transformers < 5.24), through our model type with
+    mem= on every version (it fixes PEFT's generate)."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     import cram_harness
+    import cram_harness.integrations.lm_eval.bridge  # noqa: F401  (registers `cram`)
 
     model, tok = cram_harness.load_model(tiny_model_dir, device="cpu")
     (result,) = cram_harness.cram(model, "she was at the", tokenizer=tok, lr=0.3,
@@ -199,10 +223,11 @@ def test_generation_tasks_decode_a_crammed_text_through_peft(tiny_model_dir, tmp
     task_dir = tmp_path / "gen_task"
     task_dir.mkdir()
     (task_dir / "local_gen.yaml").write_text(GEN_TASK.format(data=docs, n=3))
+    name, args = ("hf", f"pretrained={tiny_model_dir},peft={adapter},device=cpu") \
+        if route == "hf+peft" else ("cram", f"pretrained={tiny_model_dir},mem={adapter}")
     out = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={tiny_model_dir},peft={adapter},device=cpu",
-        tasks=["local_gen"], task_manager=TaskManager(include_path=str(task_dir)),
-        log_samples=True)
+        model=name, model_args=args, tasks=["local_gen"],
+        task_manager=TaskManager(include_path=str(task_dir)), log_samples=True)
     (sample,) = out["samples"]["local_gen"]
     assert sample["filtered_resps"][0].strip() == "was at the"
     assert out["results"]["local_gen"]["exact_match,none"] == 1.0
@@ -216,15 +241,17 @@ def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
         CramLM(pretrained=tiny_model_dir, mem=str(adapter))
 
 
+@pytest.mark.versions
 def test_version_range_is_checked():
     from cram_harness.integrations.lm_eval.bridge import check_lm_eval_version
 
-    check_lm_eval_version("0.4.11")
-    for bad in ("0.4.10", "0.5.0"):
-        with pytest.raises(CramError, match=">= 0.4.11, < 0.5"):
+    check_lm_eval_version("0.4.12")
+    for bad in ("0.4.11", "0.5.0"):
+        with pytest.raises(CramError, match=">= 0.4.12, < 0.5"):
             check_lm_eval_version(bad)
 
 
+@pytest.mark.versions
 def test_our_model_does_not_hide_lm_evals_own():
     from lm_eval.api.registry import get_model
 

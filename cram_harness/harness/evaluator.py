@@ -269,7 +269,9 @@ def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) ->
                 f"of {info['context_length']} positions (a text needs at least 2 tokens): give "
                 f"--mem-tokens {info['context_length'] - 2} or less")
     if rank.is_main and display.shows_plan:
-        display.plan(plan_lines(sweeps, settings, model, info))
+        todo = [runs_to_do(s, sources[json.dumps(s.source, sort_keys=True)], tokenizer, spec,
+                           store, settings, model, planned_lengths(s, info)) for s in sweeps]
+        display.plan(plan_lines(sweeps, settings, model, info, todo))
     opt_s = 0.0
     for sweep in sweeps:
         opt_s += _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings,
@@ -292,24 +294,34 @@ def _evaluate_model(spec, names, task_cfgs, sources, settings, display, rank) ->
     return results
 
 
-def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, info: dict) -> list[str]:
-    """What the run will do, said before it starts: its sweeps, how many runs at most, and
-    about how long they take at most here (every run to its step limit, at the step time
-    measured once on this machine, scaled by length and batch)."""
+def planned_lengths(sweep: Sweep, info: dict) -> list[int]:
+    """The lengths the plan counts: those that fit in the context with the vectors."""
+    limit = info["context_length"]
+    return [n for n in sweep.lengths if limit is None or n + sweep.n_mem <= limit] \
+        or sweep.lengths[:1]
+
+
+def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, info: dict,
+               todo: list[dict[int, int]] | None = None) -> list[str]:
+    """What the run will do, said before it starts: its sweeps, how many runs at most (less
+    those recorded before, `todo` per sweep and length), and about how long they take at
+    most here (every run to its step limit, at the step time measured once on this machine,
+    scaled by length and batch)."""
     from cram_harness.engine.batching import CPU_MAX_BATCH, time_step
 
-    limit = info["context_length"]
     max_steps = settings.max_steps or 5000
-    parts, runs, steps = [], 0, 0
-    for s in sweeps:
-        lengths = [n for n in s.lengths if limit is None or n + s.n_mem <= limit] or s.lengths[:1]
+    parts, runs, recorded, steps = [], 0, 0, 0
+    for i, s in enumerate(sweeps):
+        lengths = planned_lengths(s, info)
         at = (f"lengths drawn from [2, {lengths[0]}]" if s.sampling == "uniform"
               else f"L = {', '.join(map(str, lengths))}")
         parts.append(f"{s.dataset}{'' if s.n_mem == 1 else f' k={s.n_mem}'} "
                      f"({s.num_samples} texts, {at})")
-        runs += s.num_samples * len(lengths)
+        counts = todo[i] if todo else {n: s.num_samples for n in lengths}
+        runs += sum(counts.values())
+        recorded += s.num_samples * len(lengths) - sum(counts.values()) if todo else 0
         batch = settings.batch_size or min(s.num_samples, CPU_MAX_BATCH)
-        steps += sum(-(-s.num_samples // batch) * max_steps * (n + s.n_mem) for n in lengths)
+        steps += sum(-(-counts[n] // batch) * max_steps * (n + s.n_mem) for n in lengths)
     ref = min(64, max(max(s.lengths) for s in sweeps))
     # timed at a batch no larger than the texts there are: a --batch-size past them would
     # allocate for texts that never come
@@ -317,9 +329,10 @@ def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, info: dic
     per_position = time_step(model, ref + 1, batch, settings.engine_options(1, model)["dtype"]) \
         / (ref + 1)
     minutes = steps * per_position / 60
+    before = f" ({recorded} recorded before, not run again)" if recorded else ""
     return [f"{len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''}: {'; '.join(parts)}",
-            f"at most {runs} runs of up to {max_steps} steps, about {_duration(minutes)} at "
-            "most here (texts that converge, or records already made, take less)"]
+            f"at most {runs} run{'s' if runs != 1 else ''} of up to {max_steps} steps{before}, "
+            f"about {_duration(minutes)} at most here (texts that converge take less)"]
 
 
 def _duration(minutes: float) -> str:
@@ -369,24 +382,15 @@ def drawn_length(seed: int, text_id: str, longest: int) -> int:
     return random.Random(f"{seed}:{text_id}:{longest}").randint(2, longest)
 
 
-def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, display,
-               rank: Rank) -> float:
-    import torch
-
+def sweep_optimizer(sweep: Sweep, settings: RunSettings, model: Any) -> tuple[Any, dict]:
+    """The sweep's engine config, and the settings of it that a record's key holds."""
     from cram_harness.engine.loop import CramConfig
-    from cram_harness.engine.run import cram_token_ids, text_sha256
-    from cram_harness.models.tokens import encode_text
 
-    texts = sources[json.dumps(sweep.source, sort_keys=True)][: sweep.num_samples]
     options = settings.engine_options(sweep.n_mem, model)
     try:
         config = CramConfig(**{**options, "seed": options["seed"] + sweep.restart})
     except ValueError as exc:
         raise CramError(f"bad engine setting: {exc}") from exc
-    sweep.engine = config.to_dict()
-    if config.subspace > info["d_model"]:
-        raise CramError(f"--subspace {config.subspace} is more than {spec}'s {info['d_model']} "
-                        "dimensions: give at most that, or 0 for all")
     # Checkpointing changes memory, not results: records made with and without it are shared.
     optimizer = {k: v for k, v in config.to_dict().items() if k not in ("n_mem", "checkpointing")}
     for lever in ("subspace", "compile"):  # off: records made before it existed resume
@@ -394,9 +398,50 @@ def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, di
             del optimizer[lever]
     optimizer["weights"] = str(model.dtype)  # fp16 and fp32 weights must not share records
     optimizer["record_version"] = RECORD_VERSION
-    progressive = sweep.progressive
-    if progressive:  # warm starts change results: never mixed with paper
+    if sweep.progressive:  # warm starts change results: never mixed with paper
         optimizer["protocol"] = settings.protocol
+    return config, optimizer
+
+
+def runs_to_do(sweep: Sweep, texts: list, tokenizer: Any, spec: str, store: RecordStore,
+               settings: RunSettings, model: Any, lengths: list[int]) -> dict[int, int]:
+    """Per length, the texts the plan counts: those long enough, less those already
+    recorded (a resumed run). A progressive sweep's warm starts past its first length are
+    not known before it runs: counted as to do."""
+    from cram_harness.engine.run import text_sha256
+    from cram_harness.models.tokens import encode_text
+
+    _, optimizer = sweep_optimizer(sweep, settings, model)
+    todo = {}
+    for i, length in enumerate(lengths):
+        todo[length] = 0
+        for sample in texts[: sweep.num_samples]:
+            wanted = drawn_length(settings.seed, sample.id, length) \
+                if sweep.sampling == "uniform" else length
+            tokens = encode_text(tokenizer, sample.text, wanted)
+            if len(tokens) < wanted:
+                continue
+            key = record_key(spec, text_sha256(tokens), wanted, sweep.n_mem, optimizer)
+            done = (not sweep.progressive or i == 0) and key in store and not (
+                sweep.keep_vectors and not store.has_vectors(key))
+            todo[length] += not done
+    return todo
+
+
+def _run_sweep(sweep, model, tokenizer, info, spec, store, sources, settings, display,
+               rank: Rank) -> float:
+    import torch
+
+    from cram_harness.engine.run import cram_token_ids, text_sha256
+    from cram_harness.models.tokens import encode_text
+
+    texts = sources[json.dumps(sweep.source, sort_keys=True)][: sweep.num_samples]
+    config, optimizer = sweep_optimizer(sweep, settings, model)
+    sweep.engine = config.to_dict()
+    if config.subspace > info["d_model"]:
+        raise CramError(f"--subspace {config.subspace} is more than {spec}'s {info['d_model']} "
+                        "dimensions: give at most that, or 0 for all")
+    progressive = sweep.progressive
     keep_vectors = sweep.keep_vectors or progressive
     limit = info["context_length"]
     label = sweep.dataset + ("" if sweep.n_mem == 1 else f" k={sweep.n_mem}")

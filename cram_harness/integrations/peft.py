@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,19 @@ CARD_NAME = "README.md"
 PROMPT_KEY = "prompt_embeddings"
 
 
+def quiet_peft_warnings() -> None:
+    """Silence two warnings PEFT (0.21) causes at every load and generate of an adapter, which
+    no user can act on: it reads a property transformers deprecated, and tells that prompt
+    tuning ignores the position ids transformers' generate always passes."""
+    warnings.filterwarnings("ignore", r"`is_gradient_checkpointing` is deprecated",
+                            FutureWarning)
+    warnings.filterwarnings("ignore", r"Position ids are not supported for parameter "
+                            r"efficient tuning", UserWarning)
+
+
+quiet_peft_warnings()  # imported by every adapter export, load and decode
+
+
 def base_fingerprint(model: Any) -> dict[str, Any]:
     """What an adapter must match: the shapes that give its vectors a meaning."""
     cfg = getattr(model.config, "get_text_config", lambda: model.config)()
@@ -47,10 +61,14 @@ def base_fingerprint(model: Any) -> dict[str, Any]:
 
 
 def base_model_source(model: Any) -> tuple[str | None, str | None]:
-    """(base_model_name_or_path, revision) for the adapter config: the hub id and revision of
-    an `hf:` spec (the commit the weights came from where the spec named none), else the
-    absolute path of the local weights, so that the adapter loads from anywhere."""
+    """(base_model_name_or_path, revision) for the adapter config: an offline alias's name
+    (`adapter_base_spec` resolves it where the adapter is loaded), a GGUF file's path, the
+    hub id and revision of an `hf:` spec (the commit the weights came from where the spec
+    named none), else the absolute path of the local weights."""
     spec = str(getattr(model, "cram_spec", "") or "")
+    local = _local_spec(spec)
+    if local:  # not the dequantized cache folder: its name means nothing on another machine
+        return local, None
     if spec.startswith("hf:"):
         repo, _, revision = spec[3:].partition("@")
         return repo, revision or getattr(model, "cram_commit", None) or getattr(
@@ -59,6 +77,42 @@ def base_model_source(model: Any) -> tuple[str | None, str | None]:
     if path and Path(path).exists():
         return str(Path(path).resolve()), None
     return path or None, None
+
+
+def _local_spec(spec: str) -> str | None:
+    """An offline alias as itself, a GGUF file as `gguf:<absolute path>`; None otherwise."""
+    from cram_harness.models.load import is_model_spec
+
+    if spec.startswith("gguf:") or (spec.endswith(".gguf") and Path(spec).is_file()):
+        return f"gguf:{Path(spec.removeprefix('gguf:')).expanduser().resolve()}"
+    if spec and is_model_spec(spec) and not Path(spec).expanduser().exists():
+        return spec  # no file or directory of that name: an alias
+    return None
+
+
+def adapter_base_spec(path: str | os.PathLike) -> str:
+    """The model spec of an adapter's base, resolved here: the alias, hub id (at the recorded
+    revision) or GGUF file it was made with, else the local directory its config names. An
+    adapter of an older cram-harness named an alias's cache folder: its cram.json still
+    holds the alias."""
+    path = Path(path)
+    config = _read_json(path / CONFIG_NAME)
+    info = _read_json(path / CRAM_NAME) if (path / CRAM_NAME).is_file() else {}
+    spec = str(info.get("model_spec") or "")
+    local = _local_spec(spec)
+    if local:
+        return local
+    base, revision = config.get("base_model_name_or_path"), config.get("revision")
+    if spec.startswith("hf:"):
+        return spec if "@" in spec or not revision else f"{spec}@{revision}"
+    if not base:
+        raise CramError(f"{path} names no base model: give the model it was made for")
+    if _local_spec(base) or Path(base).is_dir():
+        return _local_spec(base) or base
+    if Path(base).is_absolute():
+        raise CramError(f"{path} was made with the local model {base}, which is not on this "
+                        "machine: give the model it was made for")
+    return f"hf:{base}" + (f"@{revision}" if revision else "")
 
 
 def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info: dict) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import textwrap
 
+# `use_cache=False`: PEFT (<= 0.21.2) misses the KV cache transformers >= 5.24 renamed, and
+# its cached generate then decodes another text (integrations/peft_generate.py).
 LOAD_AND_DECODE = '''\
 ```python
 import json, torch
@@ -18,9 +20,46 @@ tokenizer = AutoTokenizer.from_pretrained(model.peft_config["default"].base_mode
 info = json.load(open(hf_hub_download(repo, "cram.json")))  # or the local cram.json
 n = info["num_new_tokens"]
 out = model.generate(input_ids=torch.tensor([info["seed_token_ids"]]), do_sample=False,
-                     min_new_tokens=n, max_new_tokens=n)
+                     min_new_tokens=n, max_new_tokens=n, use_cache=False)
 print(tokenizer.decode(out[0]))
 ```'''
+
+# An offline alias or GGUF file is no Hub id: cram-harness loads the base model.
+LOAD_LOCAL_BASE_AND_DECODE = '''\
+```python
+import json, torch
+import cram_harness
+from peft import PeftModel
+
+model, tokenizer = cram_harness.load_model("SPEC")
+peft_model = PeftModel.from_pretrained(model, "DIR")  # this adapter's directory
+info = json.load(open("DIR/cram.json"))
+n = info["num_new_tokens"]
+out = peft_model.generate(input_ids=torch.tensor([info["seed_token_ids"]]), do_sample=False,
+                          min_new_tokens=n, max_new_tokens=n, use_cache=False)
+print(tokenizer.decode(out[0]))
+```'''
+
+WHICH_GENERATE = """\
+Which `generate` call decodes the text: `use_cache=False`, as above, on every transformers
+version. PEFT's default, cached `generate` decodes it on transformers < 5.24 only: from 5.24
+on, PEFT (up to 0.21.2 at least) misses the renamed KV cache and decodes another text there;
+`cram_harness.fix_peft_generate(model)` before `generate` makes the cached call exact on
+both sides. `cram-eval decode DIR` (Python: `cram_harness.decode_adapter(DIR)`) decodes it
+with cram-harness's own loop, on any version, and checks the text's hash. Made with
+VERSIONS."""
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("transformers", "peft", "cram-harness"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(found)
 
 
 def _number(value: object, digits: int = 3) -> str:
@@ -31,7 +70,6 @@ def model_card(info: dict, base: str | None, revision: str | None,
                shape: tuple[int, int]) -> str:
     """The card's text, from the adapter's cram.json contents and its base model."""
     k, d = shape
-    base_line = f"base_model: {base}\n" if base else ""
     spec = info.get("model_spec") or base or "the base model"
     rows = [("tokens crammed (L, BOS counted)", info.get("num_tokens")),
             ("teacher-forced accuracy", info.get("best_accuracy")),
@@ -44,13 +82,20 @@ def model_card(info: dict, base: str | None, revision: str | None,
     settings = ", ".join(f"{key} {value}" for key, value in (info.get("config") or {}).items()
                          if key in ("lr", "max_steps", "min_margin", "dtype", "seed"))
     where = f"`{base}`" + (f" at revision `{revision}`" if revision else "")
+    local = not base or base.startswith("gguf:") or "/" not in base  # an alias or a GGUF
+    base_line = "" if local else f"base_model: {base}\n"  # the Hub wants a repo or path there
     note = ""
-    if not str(spec).startswith("hf:"):
-        note = textwrap.fill(
-            f"Made with `{spec}`, whose weights are the local files at {where}: the vectors "
-            "decode with exactly those weights. An offline alias's weights are a dequantized "
-            "GGUF, which may differ from the full-precision checkpoint of the same name.", 92)
-        note = f"\n{note}\n"
+    if local:
+        note = (f"Made with `{spec}`, an offline model of cram-harness, which loads it on any "
+                "machine that has it installed. An offline alias's weights are a dequantized "
+                "GGUF, which may differ from the full-precision checkpoint of the same name: "
+                "decode with the alias.")
+    elif not str(spec).startswith("hf:"):
+        note = (f"Made with `{spec}`, whose weights are the local files at {where}: the "
+                "vectors decode with exactly those weights.")
+    note = f"\n{textwrap.fill(note, 92)}\n" if note else ""
+    snippet = LOAD_LOCAL_BASE_AND_DECODE.replace("SPEC", str(spec)) if local \
+        else LOAD_AND_DECODE
     return f"""---
 library_name: peft
 {base_line}tags:
@@ -70,8 +115,9 @@ frozen base model {where}, decode the text back by greedy generation from its fi
 {table}
 
 Settings: {settings or "the paper's"}. `cram.json` holds the seed token, the length, the
-text's hash and every setting; `cram-eval decode DIR --model SPEC` checks the decoded text
-against the hash.
+text's hash and every setting.
 
-{LOAD_AND_DECODE}
+{snippet}
+
+{textwrap.fill(WHICH_GENERATE.replace("VERSIONS", _versions()), 92)}
 """

@@ -311,11 +311,15 @@ def check_weights(path: Path, what_to_do: str) -> None:
 
 
 def _from_pretrained(source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
+    import transformers
+    from packaging.version import Version
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # `dtype` since 4.56; before it, `torch_dtype` (and `dtype` reached the model's __init__)
+    spelling = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
     with _quiet():
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, **{spelling: dtype}, **kwargs)
     return model, tokenizer
 
 

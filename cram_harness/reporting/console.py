@@ -27,8 +27,10 @@ class Display:
 
 class RichDisplay(Display):
     """One line per length, within 80 columns: texts done, the running batch's step out of
-    its limit, its best accuracy, and the time left at the current step rate (at most: texts
-    that converge leave early)."""
+    its limit, its best accuracy, and the time left at most: every step still allowed (the
+    running batch's and those of the batches still to come), at the length's mean step time
+    so far. Texts that converge leave early, so it only falls; a windowed rate would jump as
+    converged texts leave the batch and greedy decoding pauses the steps."""
 
     shows_plan = True
 
@@ -49,6 +51,7 @@ class RichDisplay(Display):
         self._bar = None
         self._done = self._total = 0
         self._last = 0.0
+        self._length: dict[str, Any] = {}  # the running length's steps, batches and clock
 
     def _check_stop(self) -> None:
         if self._stop_requested():
@@ -86,22 +89,35 @@ class RichDisplay(Display):
             self.progress.start()
             self._started = True
         self._done, self._total = cached, todo + cached
+        self._length = {"todo": todo, "cached": cached, "max_steps": max_steps, "before": 0,
+                        "step": 0, "start": time.monotonic()}
         from rich.markup import escape
 
         self._bar = self.progress.add_task(
             escape(label), total=max_steps if todo else 1, completed=0 if todo else 1,
-            texts=self._texts(), status="from records" if not todo else "starting")
+            texts=self._texts(), status="from records" if not todo else "starting", left=None)
 
     def _texts(self) -> str:
         return f"{self._done}/{self._total} texts"
 
     def step(self, info: Any) -> None:
         self._check_stop()
+        run = self._length
+        if run and info.step < run["step"]:  # the length's next batch started
+            run["before"] += run["step"]
+        if run:
+            run["step"] = info.step
         now = time.monotonic()
         if self._bar is None or now - self._last < 0.5:
             return
         self._last = now
-        self.progress.update(self._bar, completed=info.step,
+        done = run["before"] + info.step  # steps run at this length, every batch
+        finished = self._done - run["cached"]  # texts of this length done so far
+        waiting = max(0, run["todo"] - finished - info.active)  # in no batch yet
+        left = run["max_steps"] - info.step + -(-waiting // max(info.total, 1)) \
+            * run["max_steps"]
+        seconds = (now - run["start"]) / max(done, 1) * left
+        self.progress.update(self._bar, completed=done, total=done + left, left=seconds,
                              status=f"step {info.step}, acc {info.best_accuracy:.2f}")
 
     def sample_done(self, record: dict) -> None:
@@ -127,8 +143,8 @@ class RichDisplay(Display):
 
 
 def _time_column() -> Any:
-    """The time a length has left at its current step rate, once there is a rate; the time it
-    took, once done."""
+    """The time a length has left at most (RichDisplay.step), once there is a rate; the time
+    it took, once done."""
     from rich.progress import ProgressColumn
     from rich.text import Text
 
@@ -140,7 +156,7 @@ def _time_column() -> Any:
         def render(self, task: Any) -> Text:
             if task.finished:
                 return Text(f"took {clock(task.finished_time or task.elapsed or 0)}", "cyan")
-            left = task.time_remaining
+            left = task.fields.get("left")
             return Text("" if left is None else f"{clock(left)} left", "cyan")
 
     return TimeLeft()

@@ -209,11 +209,24 @@ def _longest_run(run: Run, dataset: str, n_mem: int) -> float:
     return max(lengths, default=math.inf)
 
 
+def _scaling_hint(runs: list[Run]) -> str:
+    """What to run for Fig. 4, for the datasets these runs used: their mem_scaling task
+    where one exists, else a capacity task over several numbers of vectors."""
+    from cram_harness.harness.registry import all_tasks
+
+    known = all_tasks()
+    datasets = sorted({s.get("dataset") for run in runs for s in run.results.get("sweeps", [])
+                       if s.get("dataset")}) or ["random"]
+    hints = [f"mem_scaling_{d}" if f"mem_scaling_{d}" in known
+             else f"capacity_{d} --mem-tokens 1,2,4" for d in datasets]
+    return "run " + " or ".join(hints)
+
+
 def build_mem_scaling_figure(runs: list[Run]) -> Figure:
     """Fig. 4: capacity vs number of [mem] vectors, the ideal linear line, ±1 std bands."""
     series = [(run, d, caps) for run in runs for d, caps in _scaling_series(run)]
     if not series:
-        raise Skip("no capacity per number of [mem] vectors: run mem_scaling_<dataset>")
+        raise Skip(f"no capacity per number of [mem] vectors: {_scaling_hint(runs)}")
     series = [(run, d, caps) for run, d, caps in series if any(caps.values())]
     if not series:
         raise Skip("no tested length reached mean accuracy 0.99 at any number of [mem] vectors")

@@ -1,4 +1,4 @@
-"""lm-eval integration (lm-eval >= 0.4.11, < 0.5): our tasks inside `lm_eval`, and
+"""lm-eval integration (lm-eval >= 0.4.12, < 0.5): our tasks inside `lm_eval`, and
 [mem]-prefixed models on lm-eval's own tasks.
 
 lm-eval dispatches each request to the model method named by its request type. Our task
@@ -13,8 +13,11 @@ Importing this module registers the model type `cram`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -24,14 +27,14 @@ from packaging.version import Version
 
 from cram_harness.errors import CramError
 
-SUPPORTED = SpecifierSet(">=0.4.11,<0.5")
+SUPPORTED = SpecifierSet(">=0.4.12,<0.5")
 
 
 def check_lm_eval_version(found: str | None = None) -> None:
     found = found or version("lm_eval")
     if Version(found) not in SUPPORTED:
         raise CramError(f"lm-eval {found} is not supported: cram-harness's lm-eval plugin needs "
-                        "lm-eval >= 0.4.11, < 0.5 (`pip install 'lm-eval>=0.4.11,<0.5'`)")
+                        "lm-eval >= 0.4.12, < 0.5 (`pip install 'lm-eval>=0.4.12,<0.5'`)")
 
 
 check_lm_eval_version()
@@ -162,7 +165,8 @@ class CramLM(HFLM):
         self.base_model = model
         if mem:
             model = _with_mem_prefix(model, str(mem))
-        super().__init__(pretrained=model, tokenizer=tokenizer, **kwargs)
+        with _without_log_line(HFLM_LOGGER, NOT_A_STR):  # a loaded model is our design
+            super().__init__(pretrained=model, tokenizer=tokenizer, **kwargs)
         self.spec = spec
         options = {"max_steps": max_steps, "lr": lr, "min_margin": min_margin}
         # the precision the evaluator would use: bf16 weights or bf16 autocast are recorded
@@ -203,21 +207,73 @@ class CramLM(HFLM):
             if not run:
                 continue
             config = CramConfig(n_mem=n_mem, **self.engine_options)
-            results = cram_token_ids(self.base_model, [tokens[i] for i in run], config,
-                                     batch_size=self.cram_batch_size, max_tokens=length)
+            with _StepBar(f"cram L={length}", len(run), self.cram_batch_size,
+                          config.max_steps) as bar:
+                results = cram_token_ids(self.base_model, [tokens[i] for i in run], config,
+                                         batch_size=self.cram_batch_size, max_tokens=length,
+                                         on_step=bar.step)
             for i, res in zip(run, results):
                 out[i] = json.dumps({**res.record(), "length": res.num_tokens, "n_mem": n_mem})
         return out
 
 
+class _StepBar:
+    """A progress bar over the steps of one length's batches (lm-eval shows none while a
+    request runs, and cramming one length can take minutes on a CPU)."""
+
+    def __init__(self, label: str, texts: int, batch_size: int, max_steps: int) -> None:
+        from tqdm import tqdm
+
+        batches = -(-texts // batch_size)
+        self.bar = tqdm(total=batches * max_steps, unit="step",
+                        desc=f"{label}: {texts} text{'s' if texts > 1 else ''}, at most "
+                             f"{max_steps} steps a batch")
+        self.max_steps, self.offset, self.last = max_steps, 0, 0
+
+    def step(self, info: Any) -> None:
+        if info.step < self.last:  # the next batch starts
+            self.offset += self.max_steps
+        self.last = info.step
+        self.bar.update(self.offset + info.step - self.bar.n)
+
+    def __enter__(self) -> _StepBar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.update(self.bar.total - self.bar.n)  # texts that converge end a batch early
+        self.bar.close()
+
+
+HFLM_LOGGER = "lm_eval.models.huggingface"
+NOT_A_STR = "`pretrained` model kwarg is not of type `str`"
+
+
+@contextlib.contextmanager
+def _without_log_line(name: str, text: str) -> Iterator[None]:
+    """Drop one known line from a logger while the block runs."""
+    logger = logging.getLogger(name)
+
+    def drop(record: logging.LogRecord) -> bool:
+        return text not in record.getMessage()
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
 def _with_mem_prefix(model: Any, adapter_dir: str) -> Any:
-    """The model behind a PEFT prompt-tuning wrapper, after our own checks of the adapter."""
+    """The model behind a PEFT prompt-tuning wrapper, after our own checks of the adapter.
+    Its generate is fixed to see the KV cache on transformers >= 5.24 (peft_generate.py),
+    so that generation tasks decode with the [mem] prefix on every version."""
     from peft import PeftModel
 
     from cram_harness.integrations.peft import load_adapter
+    from cram_harness.integrations.peft_generate import fix_peft_generate
 
     load_adapter(adapter_dir, model)  # refuses foreign, damaged or mismatched adapters
-    return PeftModel.from_pretrained(model, adapter_dir)
+    return fix_peft_generate(PeftModel.from_pretrained(model, adapter_dir))
 
 
 assert "hf" in MODEL_REGISTRY, "registering 'cram' must not hide lm-eval's own models"
