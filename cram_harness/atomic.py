@@ -53,20 +53,26 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """A temporary folder beside `target` to fill; on success it replaces `target` whole (an
-    old one is moved aside first, then deleted), on failure it is removed."""
+def atomic_dir(target: Path, replace: bool = True) -> Iterator[Path]:
+    """A temporary folder beside `target` to fill; on success it becomes `target` whole, on
+    failure it is removed. An existing `target` is replaced (moved aside first, then
+    deleted), or with `replace=False` kept: another process that wrote it first wins."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         yield tmp
-        if target.exists():
+        if replace and target.exists():
             old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
-        else:
+            return
+        try:
             os.replace(tmp, target)
+        except OSError:
+            if replace or not target.exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cram_harness import schemas
+from cram_harness.atomic import atomic_dir
+from cram_harness.engine.decode import cache_argument
 from cram_harness.errors import CramError
 from cram_harness.models.tokens import context_length
 
@@ -144,17 +143,14 @@ def save_adapter(path: str | os.PathLike, memory: torch.Tensor, model: Any, info
     except OSError as exc:
         raise CramError(f"cannot write the adapter to {target}: {exc.strerror} "
                         f"({exc.filename}): choose another directory") from exc
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
+    with atomic_dir(target) as tmp:
         config.save_pretrained(tmp)
         save_file({PROMPT_KEY: memory}, str(tmp / WEIGHTS_NAME))
         full_info = {**info, "base_model": base_fingerprint(model)}
         (tmp / CRAM_NAME).write_text(json.dumps(full_info, indent=2) + "\n")
-        (tmp / CARD_NAME).write_text(model_card(full_info, base, revision, tuple(memory.shape)))
-        _replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        state_space = cache_argument(model) == "cache_params"
+        (tmp / CARD_NAME).write_text(model_card(full_info, base, revision, tuple(memory.shape),
+                                                state_space))
     return target
 
 
@@ -200,16 +196,6 @@ def check_adapter_target(target: str | os.PathLike) -> Path:
                         "replacing it would delete what it holds: give a new directory for "
                         "the adapter")
     return resolved
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_adapter(path: str | os.PathLike, model: Any) -> tuple[torch.Tensor, dict]:

@@ -49,6 +49,16 @@ both sides. `cram-eval decode DIR` (Python: `cram_harness.decode_adapter(DIR)`) 
 with cram-harness's own loop, on any version, and checks the text's hash. Made with
 VERSIONS."""
 
+# A state-space base (Mamba) keeps its state as `cache_params`, no name PEFT knows.
+STATE_SPACE_GENERATE = """\
+Which `generate` call decodes the text: `use_cache=False`, as above, on every transformers
+version. This base model keeps its state as `cache_params` (a state-space model), which
+PEFT's prompt-tuning `generate` (up to 0.21.2 at least) does not take for a cache: the
+default, cached call puts the vectors in front of the input again at every token and
+decodes another text, on every version, and `fix_peft_generate` does not change that.
+`cram-eval decode DIR` (Python: `cram_harness.decode_adapter(DIR)`) decodes it with
+cram-harness's own loop and checks the text's hash. Made with VERSIONS."""
+
 
 def _versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -67,8 +77,9 @@ def _number(value: object, digits: int = 3) -> str:
 
 
 def model_card(info: dict, base: str | None, revision: str | None,
-               shape: tuple[int, int]) -> str:
-    """The card's text, from the adapter's cram.json contents and its base model."""
+               shape: tuple[int, int], state_space: bool = False) -> str:
+    """The card's text, from the adapter's cram.json contents and its base model
+    (`state_space`: one whose cache PEFT's generate cannot use)."""
     k, d = shape
     spec = info.get("model_spec") or base or "the base model"
     rows = [("tokens crammed (L, BOS counted)", info.get("num_tokens")),
@@ -96,6 +107,7 @@ def model_card(info: dict, base: str | None, revision: str | None,
     note = f"\n{textwrap.fill(note, 92)}\n" if note else ""
     snippet = LOAD_LOCAL_BASE_AND_DECODE.replace("SPEC", str(spec)) if local \
         else LOAD_AND_DECODE
+    which = STATE_SPACE_GENERATE if state_space else WHICH_GENERATE
     return f"""---
 library_name: peft
 {base_line}tags:
@@ -119,5 +131,5 @@ text's hash and every setting.
 
 {snippet}
 
-{textwrap.fill(WHICH_GENERATE.replace("VERSIONS", _versions()), 92)}
+{textwrap.fill(which.replace("VERSIONS", _versions()), 92)}
 """

@@ -106,6 +106,10 @@ def test_the_adapter_reloads_and_decodes_its_text(family, tmp_path):
     path = save_adapter(tmp_path / "adapter", result.memory, model,
                         {**result.record(), "num_new_tokens": result.num_predicted})
     assert decode_adapter(path, model, make_word_tokenizer()).token_ids == texts[0]
+    card = (path / "README.md").read_text()
+    assert "use_cache=False" in card
+    assert ("`cache_params`" in card) == (
+        cache_argument(model) == "cache_params")
 
     seed = torch.tensor([texts[0][:1]])
     n = len(texts[0]) - 1
