@@ -190,7 +190,7 @@ def ls(what: str, include_path) -> None:
     """List registered tasks (and groups), model aliases, or data sources.
 
     WHAT is one of tasks, models, data."""
-    from cram_harness.harness.registry import DATA, all_tasks, plugin_task_dirs
+    from cram_harness.harness.registry import DATA, TASK_PLUGINS, all_tasks
     from cram_harness.harness.tasks import GroupConfig
 
     if what == "tasks":
@@ -201,7 +201,7 @@ def ls(what: str, include_path) -> None:
             head = f"{name:28} {kind:17} "  # within 100 columns: descriptions wrap
             click.echo(textwrap.fill(item.description or "-", 100, initial_indent=head,
                                      subsequent_indent=" " * len(head)))
-        broken = plugin_task_dirs()[1]
+        broken = TASK_PLUGINS.problems()
     elif what == "models":
         from cram_harness.models.families import family_lines
         from cram_harness.models.load import CHECKPOINTS, MODELS

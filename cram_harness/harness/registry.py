@@ -41,9 +41,9 @@ def builtin_task_dirs() -> list[Path]:
     return [d for d in (here / "tasks", here.parent / "tasks") if d.is_dir()][:1]
 
 
-def plugin_task_dirs() -> tuple[list[Path], dict[str, str]]:
-    """(the task directories plugins add, {plugin: why it does not load}): a broken plugin's
-    tasks are left out, and only a run that names one of them fails, saying why."""
+def plugin_task_dirs() -> list[Path]:
+    """The task directories plugins add. A broken plugin's tasks are left out (its one line is
+    in TASK_PLUGINS.problems()): only a run that names one of them fails, saying why."""
     dirs = []
     for name in TASK_PLUGINS.names():
         try:
@@ -51,7 +51,7 @@ def plugin_task_dirs() -> tuple[list[Path], dict[str, str]]:
         except CramError:
             continue
         dirs.append(Path(target() if callable(target) else target))
-    return dirs, TASK_PLUGINS.problems()
+    return dirs
 
 
 def include_dir(given: str) -> Path:
@@ -92,7 +92,7 @@ def _task_files(directory: Path) -> list[Path]:
 @functools.cache
 def _load_tasks(extra: tuple[str, ...]) -> dict[str, TaskConfig | GroupConfig]:
     found: dict[str, TaskConfig | GroupConfig] = {}
-    for directory in [*builtin_task_dirs(), *plugin_task_dirs()[0], *map(include_dir, extra)]:
+    for directory in [*builtin_task_dirs(), *plugin_task_dirs(), *map(include_dir, extra)]:
         for path in _task_files(directory):
             item = parse_file(path)
             if item.name in found:
@@ -114,7 +114,7 @@ def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[Tas
 
     def add(name: str, seen: tuple[str, ...] = ()) -> None:
         if name not in registry:
-            broken = plugin_task_dirs()[1]
+            broken = TASK_PLUGINS.problems()
             if broken:  # the task may be one of theirs
                 raise CramError(f"unknown task {name!r}; a task plugin does not load: "
                                 f"{next(iter(broken.values()))}")
