@@ -22,7 +22,7 @@ from rich.table import Table
 
 from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.harness.records import read_records
-from cram_harness.metrics import metric_name
+from cram_harness.protocols import PROTOCOLS
 
 
 def tokens_per_vector(records: list[dict]) -> dict[str, int]:
@@ -49,8 +49,8 @@ def run_protocol(protocol: str, args, grid: tuple[int, ...]) -> tuple[dict, dict
     per_text = tokens_per_vector(records)
     row = {
         # under fast and max these are their own statistic (progressive_capacity)
-        "capacity": metrics[f"{metric_name('decoding_capacity', protocol)},none"],
-        "greedy_capacity": metrics[f"{metric_name('greedy_capacity', protocol)},none"],
+        "capacity": metrics[f"{PROTOCOLS[protocol].metric_name('decoding_capacity')},none"],
+        "greedy_capacity": metrics[f"{PROTOCOLS[protocol].metric_name('greedy_capacity')},none"],
         "tokens_per_vector": per_text,
         "mean_tokens_per_vector": sum(per_text.values()) / len(per_text),
         "optimizer_steps": res["timings"]["optimizer_steps"], "seconds": seconds,

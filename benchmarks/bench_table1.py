@@ -23,7 +23,7 @@ from common import cpu_model, print_header
 from rich.console import Console
 
 from cram_harness.harness.evaluator import RunSettings, evaluate
-from cram_harness.metrics import is_full, mean_std
+from cram_harness.metrics import mean_std
 from cram_harness.reporting.runs import read_samples
 from cram_harness.reporting.tables import load_results, render, rich_table, table1_rows
 
@@ -81,7 +81,7 @@ def information_gain_definitions(results: list[dict]) -> str:
     for res in results:
         seen: dict[str, dict] = {}
         for rec in read_samples(res):
-            if rec.get("min_loss") is not None and is_full(rec):
+            if rec.min_loss is not None and rec.is_full():
                 seen.setdefault(rec["key"], rec)
         by_data: dict[str, list[dict]] = {}
         for rec in seen.values():

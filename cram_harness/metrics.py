@@ -72,74 +72,18 @@ def decoding_capacity(
     return max(passing) if passing else None
 
 
-def accuracy_table(records: Iterable[Mapping], field: str = "best_accuracy"
-                   ) -> dict[int, list[float]]:
-    """length -> the records' accuracies (`field`) at that length."""
+def accuracy_table(pairs: Iterable[tuple[int, float]]) -> dict[int, list[float]]:
+    """length -> the accuracies at that length, from (length, accuracy) pairs."""
     table: dict[int, list[float]] = defaultdict(list)
-    for rec in records:
-        table[int(rec["length"])].append(float(rec[field]))
+    for length, accuracy in pairs:
+        table[int(length)].append(float(accuracy))
     return dict(sorted(table.items()))
 
 
-def metric_name(name: str, protocol: str) -> str:
-    """The key a metric is reported under. The paper's names belong to the paper's protocol;
-    under fast and max (warm-started climbs) the numbers are another statistic and say so:
-    decoding_capacity -> progressive_capacity, token_gain -> progressive_token_gain."""
-    if protocol == "paper":
-        return name
-    return f"progressive_{name.removeprefix('decoding_')}"
-
-
-def usable(record: Mapping) -> bool:
-    """A record that is a result: its loss never went NaN/inf (it is recorded, never used)."""
-    return not record.get("numerical_fault")
-
-
-def is_exact(record: Mapping) -> bool:
-    """Lossless in the strict sense: 100% teacher-forced and greedy decoding gives the text
-    back token for token (and the run was a result, not a NaN/inf)."""
-    return (float(record["best_accuracy"]) >= 1.0 and bool(record.get("greedy_exact"))
-            and not record.get("numerical_fault"))
-
-
-def credit_prefixes(records: Iterable[Mapping]) -> list[dict]:
-    """The records with each text credited, at every length up to the longest it decoded
-    exactly, with a decoded prefix: a vector that decodes L tokens exactly decodes each of
-    their prefixes, whatever the run at the shorter length found. For the climbing
-    protocols, whose runs at one length start from another length's vector."""
-    records = [dict(r) for r in records]
-    longest: dict[str, int] = {}
-    for rec in records:
-        if "sample_id" in rec and is_exact(rec):
-            longest[rec["sample_id"]] = max(longest.get(rec["sample_id"], 0), int(rec["length"]))
-    for rec in records:
-        if int(rec["length"]) <= longest.get(rec.get("sample_id"), 0):
-            rec.update(best_accuracy=1.0, greedy_accuracy=1.0, greedy_exact=True)
-    return records
-
-
-def is_full(record: Mapping, threshold: float = LOSSLESS_THRESHOLD) -> bool:
-    """Whether a sample's vector is "full": its best accuracy is at most the threshold."""
-    return float(record["best_accuracy"]) <= threshold
-
-
-def full_vectors_by_length(records: Iterable[Mapping], threshold: float = LOSSLESS_THRESHOLD
-                           ) -> dict[str, int]:
-    """length -> how many of the records there have a full vector (the gains' pool)."""
-    counts: dict[int, int] = defaultdict(int)
-    for rec in records:
-        if is_full(rec, threshold):
-            counts[int(rec["length"])] += 1
-    return {str(length): n for length, n in sorted(counts.items())}
-
-
-def full_vector_gains(
-    records: Iterable[Mapping], threshold: float = LOSSLESS_THRESHOLD
-) -> dict[str, MeanStd]:
-    """Table 1's gains: mean +- std over samples whose vector is full (best acc <= threshold)."""
-    full = [r for r in records if is_full(r, threshold)]
-    return {
-        "token_gain": mean_std(r["token_gain"] for r in full),
-        "information_gain": mean_std(r["information_gain"] for r in full),
-        "information_gain_bits": mean_std(r["information_gain_bits"] for r in full),
-    }
+def full_vector_gains(records: Iterable, threshold: float = LOSSLESS_THRESHOLD
+                      ) -> dict[str, MeanStd]:
+    """Table 1's gains: mean +- std over the samples whose vector is full (best accuracy at
+    most the threshold), from `SampleRecord`s."""
+    full = [r for r in records if r.is_full(threshold)]
+    return {name: mean_std(getattr(r, name) for r in full)
+            for name in ("token_gain", "information_gain", "information_gain_bits")}

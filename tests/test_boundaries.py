@@ -12,11 +12,18 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "cram_harness"
 
 
-def imported(folder: str) -> set[str]:
-    """The cram_harness modules a folder's files import, at load time or inside functions."""
+def imported(folder: str, typing_too: bool = True) -> set[str]:
+    """The cram_harness modules a folder's files import, at load time or inside functions
+    (and, with `typing_too`, for type annotations only)."""
     found = set()
     for path in (PACKAGE / folder).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and getattr(block.test, "id", None) == "TYPE_CHECKING"
+                       for n in ast.walk(block)}
+        for node in ast.walk(tree):
+            if not typing_too and id(node) in typing_only:
+                continue
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
@@ -37,6 +44,13 @@ def test_models_and_data_do_not_reach_into_the_harness():
         upward = {n for n in imported(folder) if n.split(".")[1] in
                   ("harness", "results", "reporting", "integrations", "cli", "api")}
         assert not upward, (folder, upward)
+
+
+def test_results_are_made_without_the_harness():
+    """Results are made of records and settings, never by reloading the task registry."""
+    upward = {n for n in imported("results", typing_too=False) if n.split(".")[1] in
+              ("harness", "cli", "api", "engine", "models", "integrations", "reporting")}
+    assert not upward, upward
 
 
 def run_without_torch(code: str) -> subprocess.CompletedProcess:

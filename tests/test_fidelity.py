@@ -7,7 +7,8 @@ import math
 import pytest
 
 from cram_harness import metrics
-from cram_harness.harness.evaluator import RunSettings, drawn_length, evaluate
+from cram_harness.harness.evaluator import RunSettings, evaluate
+from cram_harness.harness.plan import drawn_length
 from tests.test_evaluator import records_of
 
 
@@ -27,7 +28,7 @@ def test_random_texts_draw_their_lengths_as_the_paper_did(tiny_model_dir, tmp_pa
         assert rec["length"] == rec["num_tokens"] == drawn_length(0, rec["sample_id"], 24)
     assert len({r["length"] for r in recs}) > 1
     # capacity: the longest drawn length whose mean accuracy over its texts is >= 0.99
-    table = metrics.accuracy_table(recs)
+    table = metrics.accuracy_table((r["length"], r["best_accuracy"]) for r in recs)
     expected = max((n for n, accs in table.items() if sum(accs) / len(accs) >= 0.99),
                    default=None)
     assert res["results"]["capacity_random"]["decoding_capacity,none"] == expected
@@ -127,7 +128,7 @@ def test_paper_precision_by_default(tiny_model_dir, tmp_path):
 
 
 def test_past_the_context_the_longest_length_that_fits_stands_in():
-    from cram_harness.harness.evaluator import fitting_lengths
+    from cram_harness.harness.plan import fitting_lengths
 
     # Pythia-160M's 2048 positions with 32 vectors: the paper ran 2016 tokens
     assert fitting_lengths([8, 1568, 2048, 2560], 32, 2048) == [8, 1568, 2016]

@@ -3,6 +3,7 @@ import math
 import pytest
 
 from cram_harness import metrics
+from cram_harness.results.record import SampleRecord
 
 
 def test_gains():
@@ -28,11 +29,10 @@ def test_decoding_capacity_is_the_longest_length_at_threshold():
 
 
 def test_full_vector_gains_use_only_full_vectors():
-    records = [
-        dict(best_accuracy=1.0, token_gain=10, information_gain=40, information_gain_bits=57.7),
-        dict(best_accuracy=0.9, token_gain=20, information_gain=100, information_gain_bits=144),
-        dict(best_accuracy=0.5, token_gain=30, information_gain=120, information_gain_bits=173),
-    ]
+    records = [SampleRecord(key=str(i), length=8, best_accuracy=acc, greedy_exact=False,
+                            token_gain=tg, information_gain=ig, information_gain_bits=bits)
+               for i, (acc, tg, ig, bits) in enumerate(
+                   [(1.0, 10, 40, 57.7), (0.9, 20, 100, 144), (0.5, 30, 120, 173)])]
     gains = metrics.full_vector_gains(records)
     assert gains["token_gain"].mean == pytest.approx(25)
     assert gains["token_gain"].std == pytest.approx(math.sqrt(50))
@@ -47,9 +47,8 @@ def test_mean_std_edge_cases():
 
 
 def test_accuracy_table_groups_by_length():
-    recs = [dict(length=16, best_accuracy=1.0), dict(length=8, best_accuracy=0.5),
-            dict(length=16, best_accuracy=0.75)]
-    assert metrics.accuracy_table(recs) == {8: [0.5], 16: [1.0, 0.75]}
+    pairs = [(16, 1.0), (8, 0.5), (16, 0.75)]
+    assert metrics.accuracy_table(pairs) == {8: [0.5], 16: [1.0, 0.75]}
 
 
 def test_utilization():

@@ -23,7 +23,8 @@ from cram_harness.data.text import (
     split_sentences,
     strip_gutenberg,
 )
-from cram_harness.harness.records import RecordStore, read_records, record_key
+from cram_harness.harness.records import RecordStore, read_records
+from cram_harness.results.record import SampleRecord, record_key
 from tests.conftest import record as a_record
 
 # No example database: nothing is written into the checkout.
@@ -43,7 +44,10 @@ def same(a: metrics.MeanStd, b: metrics.MeanStd) -> bool:
 
 
 record = st.builds(
-    dict,
+    SampleRecord,
+    key=st.just("k"),
+    length=st.just(8),
+    greedy_exact=st.booleans(),
     best_accuracy=unit,
     token_gain=st.floats(-2000, 2000),
     information_gain=st.floats(-1e4, 1e4),
@@ -60,7 +64,7 @@ def test_full_vector_gains_do_not_depend_on_sample_order(pair):
     assert before.keys() == after.keys()
     for name in before:
         assert same(before[name], after[name]), name
-    full = [r for r in records if r["best_accuracy"] <= metrics.LOSSLESS_THRESHOLD]
+    full = [r for r in records if r.best_accuracy <= metrics.LOSSLESS_THRESHOLD]
     assert before["token_gain"].n == len(full)
 
 
@@ -263,7 +267,7 @@ def _cut_and_resume(payloads_: list[dict], cut_of) -> list[str]:
             assert path.read_text(encoding="utf-8").endswith("\n")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            assert RecordStore(path).get(records[-1]["key"]) == records[-1]
+            assert RecordStore(path).get(records[-1]["key"]).to_json() == records[-1]
         return _keys_on_disk(path)
 
 

@@ -2,7 +2,9 @@
 
 import pytest
 
-from cram_harness.harness.evaluator import RETRY_SEED_OFFSET, RunSettings, evaluate
+from cram_harness.harness.evaluator import RunSettings, evaluate
+from cram_harness.protocols import FAST, MAX, PAPER, PROTOCOLS, SECOND_START_SEED_OFFSET
+from cram_harness.results.record import SampleRecord
 from tests.conftest import write_corpus
 
 GRID = (2, 3, 4, 6, 8)
@@ -28,7 +30,6 @@ def test_fast_agrees_with_paper_within_one_grid_step_at_fewer_steps(tiny_model_d
     assert cap_paper is not None and cap_fast is not None  # the grid holds a capacity
     assert abs(GRID.index(cap_fast) - GRID.index(cap_paper)) <= 1, (cap_paper, cap_fast)
     assert fast["timings"]["optimizer_steps"] < paper["timings"]["optimizer_steps"]
-    assert fast["config"]["protocol"] == "fast"
 
 
 def test_fast_stops_running_a_text_once_it_fails(tiny_model_dir, word_corpus, tmp_path):
@@ -62,7 +63,7 @@ def test_max_climbs_only_while_greedy_decoding_is_exact(tiny_model_dir, word_cor
         for length in lengths:
             first, *retry = runs[length]
             assert len(retry) == (0 if exact(first) else 1)  # a lost text gets one more start
-            assert not retry or retry[0]["config"]["seed"] == RETRY_SEED_OFFSET
+            assert not retry or retry[0]["config"]["seed"] == SECOND_START_SEED_OFFSET
             retried += len(retry)
             lost.append(not any(exact(r) for r in runs[length]))
         # it went on past one lost length, never past two in a row
@@ -84,20 +85,52 @@ def exact(rec):
 
 def test_max_sets_the_lr_from_the_embeddings_unless_given(tiny_model_dir):
     from cram_harness.engine.adapter import init_std
-    from cram_harness.harness.evaluator import MAX_LR_PER_EMBEDDING_STD, RunSettings
     from cram_harness.models.load import load_model
 
     model, _ = load_model(tiny_model_dir, device="cpu")
-    scaled = RunSettings(protocol="max").engine_options(1, model)
-    assert scaled["lr"] == pytest.approx(MAX_LR_PER_EMBEDDING_STD * init_std(model), rel=1e-4)
-    assert RunSettings(protocol="max", lr=0.3).engine_options(1, model)["lr"] == 0.3
-    assert "lr" not in RunSettings(protocol="paper").engine_options(1, model)  # paper's 1e-2
+    scaled = RunSettings(protocol="max").options(model, 1, MAX)
+    assert scaled["lr"] == pytest.approx(MAX.lr_per_embedding_std * init_std(model), rel=1e-4)
+    assert scaled["min_margin"] == 0.5
+    assert RunSettings(protocol="max", lr=0.3).options(model, 1, MAX)["lr"] == 0.3
+    assert "lr" not in RunSettings().options(model, 1, PAPER)  # CramConfig's: the paper's 1e-2
+
+
+def rec(length=8, best=1.0, exact=True, text="a", **more):
+    return SampleRecord(key=f"{text}{length}", length=length, best_accuracy=best,
+                        greedy_exact=exact, sample_id=text, num_predicted=length - 1, **more)
 
 
 def test_a_text_that_stops_climbing_carries_what_greedy_decoding_got_right():
-    from cram_harness.harness.evaluator import _stopped_accuracy
+    missed = rec(7, 1.0, exact=False, first_mismatch=3)
+    assert MAX.stopped_accuracy(missed) == 0.5  # teacher-forced 100% is not lossless
+    assert MAX.stopped_accuracy(missed.replace(best_accuracy=0.8)) == 0.8
 
-    missed = {"best_accuracy": 1.0, "greedy_exact": False, "first_mismatch": 3,
-              "num_predicted": 6}
-    assert _stopped_accuracy(missed) == 0.5  # teacher-forced 100% is not counted as lossless
-    assert _stopped_accuracy({**missed, "best_accuracy": 0.8}) == 0.8
+
+def test_each_protocol_decides_who_climbs_by_its_own_rule():
+    lossless_not_exact, exact = rec(best=1.0, exact=False), rec(best=1.0, exact=True)
+    assert FAST.wins(lossless_not_exact) and not MAX.wins(lossless_not_exact)
+    assert FAST.wins(exact) and MAX.wins(exact)
+    assert not FAST.wins(exact.replace(numerical_fault=True))  # a NaN run is no result
+    assert not PAPER.climbs and FAST.climbs and MAX.climbs
+    assert MAX.lost_lengths_allowed == 1 and FAST.lost_lengths_allowed == 0
+
+
+def test_climbs_are_credited_with_every_prefix_of_their_longest_exact_length():
+    records = [rec(4, 0.5, exact=False), rec(8, 1.0), rec(16, 0.7, exact=False),
+               rec(4, 0.25, exact=False, text="b")]
+    credited = {(r.sample_id, r.length): r.best_accuracy for r in FAST.credited(records)}
+    assert credited == {("a", 4): 1.0, ("a", 8): 1.0, ("a", 16): 0.7, ("b", 4): 0.25}
+    assert [r.best_accuracy for r in PAPER.credited(records)] == [0.5, 1.0, 0.7, 0.25]
+
+
+def test_the_names_of_a_climbs_numbers_say_so():
+    assert PAPER.metric_name("decoding_capacity") == "decoding_capacity"
+    assert FAST.metric_name("decoding_capacity") == "progressive_capacity"
+    assert MAX.metric_name("token_gain") == "progressive_token_gain"
+
+
+def test_the_cli_offers_the_protocol_table():
+    from cram_harness.cli import cli
+
+    (option,) = [p for p in cli.commands["run"].params if p.name == "protocol"]
+    assert list(option.type.choices) == list(PROTOCOLS)

@@ -9,7 +9,6 @@ mid-write) is skipped with a warning.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -21,11 +20,7 @@ from filelock import FileLock
 from cram_harness import schemas
 from cram_harness.atomic import atomic_path
 from cram_harness.errors import CramError
-
-
-def record_key(model: str, text_sha256: str, length: int, n_mem: int, optimizer: dict) -> str:
-    blob = json.dumps([model, text_sha256, length, n_mem, optimizer], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+from cram_harness.results.record import SampleRecord
 
 
 class RecordStore:
@@ -35,7 +30,7 @@ class RecordStore:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._records: dict[str, dict] = {}
+        self._records: dict[str, SampleRecord] = {}
         self._damaged: set[str] = set()  # keys whose vectors were found damaged (warned once)
         self.refresh()
 
@@ -44,12 +39,12 @@ class RecordStore:
         stem = self.path.name.split(".")[0]
         for file in sorted(self.path.parent.glob(f"{stem}*.jsonl")):
             for rec in read_records(file):
-                self._records.setdefault(rec["key"], rec)
+                self._records.setdefault(rec["key"], SampleRecord.from_json(rec))
 
     def __contains__(self, key: str) -> bool:
         return key in self._records
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> SampleRecord | None:
         return self._records.get(key)
 
     def __len__(self) -> int:
@@ -97,10 +92,12 @@ class RecordStore:
             raise CramError(f"{path} is damaged (vectors of shape {tuple(memory.shape)})")
         return memory
 
-    def append(self, record: dict) -> None:
-        if "key" not in record:
-            raise ValueError("a record needs a 'key'")
-        line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
+    def append(self, record: SampleRecord | dict) -> None:
+        if not isinstance(record, SampleRecord):
+            if "key" not in record:
+                raise ValueError("a record needs a 'key'")
+            record = SampleRecord.from_json(record)
+        line = json.dumps(record.to_json(), sort_keys=True, allow_nan=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(self.path.with_name(f".lock.{self.path.stem}")), \
                 open(self.path, "a+b") as f:
@@ -112,7 +109,7 @@ class RecordStore:
             f.write(line.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
-        self._records[record["key"]] = record
+        self._records[record.key] = record
 
 
 def read_records(path: Path) -> Iterator[dict]:

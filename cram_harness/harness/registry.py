@@ -139,6 +139,14 @@ def resolve_tasks(names: Iterable[str], include: Iterable[str] = ()) -> list[Tas
     return list(out.values())
 
 
+def group_members(names: Iterable[str], include: Iterable[str] = ()) -> dict[str, list[str]]:
+    """The groups among `names`, each with the tasks it lists (the results file reports each
+    group as its members' metrics)."""
+    registry = all_tasks(include)
+    return {name: list(registry[name].tasks) for name in names
+            if isinstance(registry.get(name), GroupConfig)}
+
+
 def make_source(spec: dict):
     """A data source from its task-YAML mapping, {kind: NAME, option: value, ...}, with
     errors a user can act on instead of TypeErrors."""

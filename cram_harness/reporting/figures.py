@@ -18,7 +18,7 @@ from matplotlib.ticker import FuncFormatter
 
 from cram_harness.atomic import atomic_path
 from cram_harness.metrics import LOSSLESS_THRESHOLD as THRESHOLD
-from cram_harness.metrics import full_vector_gains, is_exact, usable
+from cram_harness.metrics import full_vector_gains
 from cram_harness.reporting.runs import Run
 
 DPI = 130
@@ -139,7 +139,7 @@ def build_ce_figure(runs: list[Run]) -> Figure:
     """Fig. 3/6: per model, the text's CE without [mem] vs with [mem] (total nats)."""
     panels = []
     for run in runs:
-        recs = [r for r in run.samples if usable(r) and all(
+        recs = [r for r in run.samples if r.usable and all(
             isinstance(r.get(k), int | float) for k in ("base_loss", "min_loss", "num_tokens"))]
         if recs:
             k = min(int(r.get("n_mem", 1)) for r in recs)
@@ -151,7 +151,7 @@ def build_ce_figure(runs: list[Run]) -> Figure:
         # The paper's axes: CE times L without [mem], and the run's lowest CE times L with it
         x = np.array([r["base_loss"] * r["num_tokens"] for r in recs])
         y = np.array([r["min_loss"] * r["num_tokens"] for r in recs])
-        lossless = np.array([is_exact(r) for r in recs])
+        lossless = np.array([r.exact for r in recs])
         data = np.array([str(r.get("dataset", "?")) for r in recs])
         for i, d in enumerate(sorted(set(data))):
             for mask, marker, what in ((~lossless, "o", "not lossless"),

@@ -8,6 +8,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from cram_harness.protocols import PROTOCOLS
+from cram_harness.results.record import SampleRecord
 
 SETTING_KEYS = ("protocol", "lr", "max_steps", "min_margin", "temperature", "subspace", "dtype",
                 "autocast")
@@ -20,7 +24,7 @@ class Run:
     results: dict
     model: str
     label: str = ""
-    samples: list[dict] = field(default_factory=list)
+    samples: list[SampleRecord] = field(default_factory=list)
 
     def setting(self, key: str) -> object:
         """A setting: the results config's value, else (None, "auto") the records' own."""
@@ -62,7 +66,7 @@ def load_runs(results: list[dict]) -> list[Run]:
         differ = [k for k in SETTING_KEYS if len({repr(r.setting(k)) for r in group}) > 1]
         for run in group:
             # a climbing protocol's numbers are never the paper's: their label says so
-            named = differ if run.setting("protocol") in (None, "paper") or "protocol" in differ \
+            named = differ if not _climbs(run.setting("protocol")) or "protocol" in differ \
                 else ["protocol", *differ]
             extra = ", ".join(f"{k}={_text(run.setting(k))}" for k in named)
             run.label = f"{run.model} ({extra})" if extra else run.model
@@ -74,23 +78,29 @@ def load_runs(results: list[dict]) -> list[Run]:
     return runs
 
 
-def read_samples(results: dict) -> list[dict]:
-    """The sample records beside a results file (samples_<task>_<time>.jsonl), one per key."""
+def read_samples(results: dict) -> list[SampleRecord]:
+    """The sample records beside a results file (samples_<task>_<time>.jsonl), one per key;
+    a line that is not a record is skipped."""
     if not results.get("results_file"):
         return []
     path = Path(results["results_file"])
     stamp = path.stem.removeprefix("results_")
-    seen: dict[str, dict] = {}
+    seen: dict[str, SampleRecord] = {}
     for f in sorted(path.parent.glob(f"samples_*_{stamp}.jsonl")):
         for line in f.read_text(encoding="utf-8").splitlines():
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+                rec = SampleRecord.from_json(json.loads(line))
+            except (json.JSONDecodeError, TypeError, AttributeError):
                 continue
-            if isinstance(rec, dict):
-                seen.setdefault(str(rec.get("key") or json.dumps(rec, sort_keys=True)), rec)
+            seen.setdefault(rec.key, rec)
     return list(seen.values())
 
 
 def _text(value: object) -> str:
     return "default" if value is None else str(value)
+
+
+def _climbs(name: Any) -> bool:
+    """Whether a file's protocol climbs (its numbers are never the paper's); an unknown name
+    (a newer cram-harness) is said in the label too."""
+    return name is not None and (name not in PROTOCOLS or PROTOCOLS[name].climbs)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cram_harness import schemas
 from cram_harness.errors import CramError
-from cram_harness.metrics import metric_name
+from cram_harness.protocols import FAST, PROTOCOLS
 
 COLUMNS = [
     ("model", "model"),
@@ -81,7 +81,8 @@ def load_results(paths: Iterable[str | Path]) -> list[dict]:
 
 
 def _metric(task: dict, name: str, protocol: str):
-    return task.get(f"{metric_name(name, protocol)},none")
+    # a protocol this version does not know (a newer one's file) is not the paper's
+    return task.get(f"{PROTOCOLS.get(protocol, FAST).metric_name(name)},none")
 
 
 def settings_text(row: dict, keys: Iterable[str]) -> str:

@@ -8,38 +8,42 @@ import json
 import platform
 import subprocess
 import time
+from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cram_harness import metrics
-from cram_harness.harness.registry import all_tasks
-from cram_harness.harness.tasks import GroupConfig, TaskConfig
-from cram_harness.metrics import metric_name, usable
+from cram_harness.protocols import PAPER, Protocol, protocol
+from cram_harness.results.record import SampleRecord
+
+if TYPE_CHECKING:
+    from cram_harness.harness.tasks import TaskConfig
 
 FILTER = "none"
 GAIN_KINDS = ("token_gain", "info_gain")
 
 
-def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int) -> list[dict]:
+def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int
+                 ) -> list[SampleRecord]:
     """The records a task reads: every length its dataset's sweep at `n_mem` ran (the paper
     pooled Table 1 over all of them), so tasks sharing a sweep never disagree. A NaN/inf run
     is recorded but never a result."""
     return [_as_read_by(sweep, r) for sweep in sweeps
             if task.name in sweep.tasks and sweep.n_mem == n_mem
-            for keys in sweep.keys.values() for r in map(store.get, keys) if usable(r)]
+            for keys in sweep.keys.values() for r in map(store.get, keys) if r.usable]
 
 
-def _as_read_by(sweep: Any, record: dict) -> dict:
+def _as_read_by(sweep: Any, record: SampleRecord) -> SampleRecord:
     """A record as the sweep that reads it sees it: records are shared by key between sweeps
     that crammed the same tokens, but the dataset and sampling are the reader's."""
-    return {**record, "dataset": sweep.dataset, "sampling": sweep.sampling}
+    return record.replace(dataset=sweep.dataset, sampling=sweep.sampling)
 
 
-def carried_records(task: TaskConfig, sweeps: list, n_mem: int) -> list[dict]:
-    """Progressive protocols: texts that stopped climbing count at longer lengths with the
+def carried_records(task: TaskConfig, sweeps: list, n_mem: int) -> list[SampleRecord]:
+    """Climbing protocols: texts that stopped climbing count at longer lengths with the
     accuracy they stopped at (not lossless)."""
-    return [{"length": length, "best_accuracy": acc, "greedy_accuracy": acc,
-             "greedy_exact": False}
+    return [SampleRecord(key="carried", length=length, best_accuracy=acc, greedy_accuracy=acc,
+                         greedy_exact=False)
             for s in sweeps if task.name in s.tasks and s.n_mem == n_mem
             for length, accs in s.carried.items() for acc in accs]
 
@@ -57,13 +61,12 @@ def _num(x: float) -> float | None:
     return None if x != x else x  # NaN (no samples) -> null
 
 
-def _capacity_metrics(records: list[dict], threshold: float, protocol: str,
+def _capacity_metrics(records: list[SampleRecord], threshold: float, rules: Protocol,
                       suffix: str = "") -> dict:
-    if protocol != "paper":
-        records = metrics.credit_prefixes(records)
-    table = metrics.accuracy_table(records)
-    greedy = metrics.accuracy_table(records, field="greedy_accuracy")
-    capacity, greedy_capacity = (metric_name(f"{m}{suffix}", protocol)
+    records = rules.credited(records)
+    table = metrics.accuracy_table((r.length, r.best_accuracy) for r in records)
+    greedy = metrics.accuracy_table((r.length, r.greedy_accuracy) for r in records)
+    capacity, greedy_capacity = (rules.metric_name(f"{m}{suffix}")
                                  for m in ("decoding_capacity", "greedy_capacity"))
     return {
         _key(capacity): metrics.decoding_capacity(table, threshold),
@@ -111,7 +114,7 @@ def estimate_metrics(estimate: dict, records: list[dict]) -> dict:
 
 
 def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
-                 analyses: dict | None = None, protocol: str = "paper") -> tuple[dict, list]:
+                 analyses: dict | None = None, rules: Protocol = PAPER) -> tuple[dict, list]:
     """(metrics, records used) of one task."""
     mems = sorted({s.n_mem for s in sweeps if task.name in s.tasks})
     first = task_records(task, sweeps, store, mems[0]) if mems else []
@@ -123,29 +126,25 @@ def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
         return analysis_metrics((analyses or {}).get(task.name, {})), used
     if task.kind == "capacity":
         carried = carried_records(task, sweeps, mems[0]) if mems else []
-        return _capacity_metrics(first + carried, task.threshold, protocol), first
+        return _capacity_metrics(first + carried, task.threshold, rules), first
     if task.kind == "mem_scaling":
         out, used = {}, []
         for k in mems:
             recs = task_records(task, sweeps, store, k)
             out.update(_capacity_metrics(recs + carried_records(task, sweeps, k),
-                                         task.threshold, protocol, suffix=f"_k{k}"))
+                                         task.threshold, rules, suffix=f"_k{k}"))
             used += recs
         return out, used
     gains = metrics.full_vector_gains(first, task.threshold)
     # How many vectors the gains are made of (build_results adds at which lengths).
     out = {_key("n_full_vectors"): gains["token_gain"].n, _key("n_full_vectors_stderr"): "N/A"}
+    names = ("token_gain",) if task.kind == "token_gain" else \
+        ("information_gain", "information_gain_bits")
+    for name in names:
+        out.update(_mean_std_metrics(rules.metric_name(name), gains[name]))
     if task.kind == "token_gain":
-        name = metric_name("token_gain", protocol)
-        out.update(_mean_std_metrics(name, gains["token_gain"]))
-        mean = gains["token_gain"].mean
-        out[_key(metric_name("capacity_utilization", protocol))] = _num(
-            metrics.capacity_utilization(mean, info["eq1_capacity"]))
-    else:
-        out.update(_mean_std_metrics(metric_name("information_gain", protocol),
-                                     gains["information_gain"]))
-        out.update(_mean_std_metrics(metric_name("information_gain_bits", protocol),
-                                     gains["information_gain_bits"]))
+        out[_key(rules.metric_name("capacity_utilization"))] = _num(
+            metrics.capacity_utilization(gains["token_gain"].mean, info["eq1_capacity"]))
     return out, first
 
 
@@ -154,9 +153,8 @@ def sweep_summary(sweeps: list, store: Any) -> list[dict]:
     for s in sweeps:
         recs = [store.get(k) for keys in s.keys.values() for k in keys]
         by_length = metrics.accuracy_table(
-            [r for r in recs if usable(r)]
-            + [{"length": length, "best_accuracy": acc}
-               for length, accs in s.carried.items() for acc in accs])
+            [(r.length, r.best_accuracy) for r in recs if r.usable]
+            + [(length, acc) for length, accs in s.carried.items() for acc in accs])
         rows.append({
             "dataset": s.dataset, "n_mem": s.n_mem, "restart": s.restart, "tasks": s.tasks,
             "source": s.source, "sampling": s.sampling, "engine": s.engine,
@@ -164,10 +162,10 @@ def sweep_summary(sweeps: list, store: Any) -> list[dict]:
             # by the length each text was run at (drawn lengths for sampling: uniform)
             "mean_accuracy": {str(length): _mean(accs) for length, accs in by_length.items()},
             "carried": {str(k): len(v) for k, v in s.carried.items() if v},
-            "optimizer_steps": sum(r["steps"] for r in recs),
+            "optimizer_steps": sum(r.steps for r in recs),
             "samples": {str(length): len(keys) for length, keys in s.keys.items()},
             "texts_too_short": {str(k): v for k, v in s.short.items() if v},
-            "numerical_faults": sum(not usable(r) for r in recs),
+            "numerical_faults": sum(not r.usable for r in recs),
             "past_capacity": s.past_capacity,
             "stop_below": s.stop_below,
             "stopped": s.stopped or {"length": None, "reason": "ran every planned length"},
@@ -187,36 +185,34 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, settings, timings,
-                  device, include_path=(), analyses=None) -> tuple[dict, dict[str, list[dict]]]:
+def build_results(*, spec, task_cfgs, sweeps, store, model_info, settings, timings, device,
+                  groups: dict[str, list[str]] | None = None, analyses=None
+                  ) -> tuple[dict, dict[str, list[dict]]]:
+    """The results file's content and each task's sample records (`groups`: the groups the
+    user asked for, each with its member tasks)."""
+    rules = protocol(settings.get("protocol"))
     results, configs, versions, n_samples, higher, samples = {}, {}, {}, {}, {}, {}
     full_vectors: dict[str, dict[str, int]] = {}
     for task in task_cfgs:
-        values, used = task_metrics(task, sweeps, store, model_info, analyses,
-                                    settings.get("protocol", "paper"))
+        values, used = task_metrics(task, sweeps, store, model_info, analyses, rules)
         results[task.name] = {"alias": task.name, **values}
         configs[task.name] = task.to_dict()
         versions[task.name] = task.version
         n_samples[task.name] = {"original": task.num_samples,
                                 "effective": len(used)}
         higher[task.name] = {k.split(",")[0]: True for k in values if "stderr" not in k}
-        samples[task.name] = used
+        samples[task.name] = [r.to_json() for r in used]
         if task.kind in GAIN_KINDS:
-            full_vectors[task.name] = metrics.full_vectors_by_length(used, task.threshold)
-    registry = all_tasks(include_path)
-    groups, group_subtasks = {}, {}
-    for name in requested:
-        item = registry.get(name)
-        if isinstance(item, GroupConfig):
-            subtasks = [t for t in item.tasks if t in results]
-            group_subtasks[name] = subtasks
-            merged = {"alias": name}
-            for t in subtasks:
-                merged.update({k: v for k, v in results[t].items() if k != "alias"})
-            groups[name] = merged
+            full_vectors[task.name] = _full_vectors_by_length(used, task.threshold)
+    group_subtasks = {name: [t for t in members if t in results]
+                      for name, members in (groups or {}).items()}
+    merged = {name: {"alias": name} for name in group_subtasks}
+    for name, subtasks in group_subtasks.items():
+        for t in subtasks:
+            merged[name].update({k: v for k, v in results[t].items() if k != "alias"})
     return {
         "results": results,
-        "groups": groups,
+        "groups": merged,
         "group_subtasks": group_subtasks,
         "configs": configs,
         "versions": versions,
@@ -224,14 +220,14 @@ def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, sett
         "higher_is_better": higher,
         "config": {"model": spec, "model_args": f"pretrained={spec}", **settings},
         # what the engine ran with, the protocol's and the model's defaults resolved
-        "engine": engine_settings(sweeps, settings.get("protocol", "paper"), model_info),
+        "engine": engine_settings(sweeps, rules.name, model_info),
         "model_info": model_info,
         "sweeps": sweep_summary(sweeps, store),
         "full_vectors": full_vectors,  # per gains task: length -> full vectors pooled there
         "analyses": analyses or {},
         "environment": environment(device),
         "timings": {**timings, "optimizer_steps": sum(
-            store.get(k)["steps"] for sw in sweeps for keys in sw.keys.values() for k in keys)},
+            store.get(k).steps for sw in sweeps for keys in sw.keys.values() for k in keys)},
         "model_name": spec,
         "date": time.time(),
         # as lm-eval writes them, so its tooling and habits carry over
@@ -239,6 +235,12 @@ def build_results(*, spec, requested, task_cfgs, sweeps, store, model_info, sett
         "lm_eval_version": _version("lm_eval"),
         "git_hash": git_hash(),
     }, samples
+
+
+def _full_vectors_by_length(records: list[SampleRecord], threshold: float) -> dict[str, int]:
+    """length -> how many of the records there have a full vector (the gains' pool)."""
+    counts = Counter(r.length for r in records if r.is_full(threshold))
+    return {str(length): n for length, n in sorted(counts.items())}
 
 
 def task_hashes(samples: dict[str, list[dict]]) -> dict[str, str]:

@@ -45,6 +45,7 @@ from lm_eval.api.task import ConfigurableTask  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 
 from cram_harness import metrics  # noqa: E402
+from cram_harness.results.record import SampleRecord  # noqa: E402
 
 
 def task_dir() -> Path:
@@ -101,18 +102,19 @@ class CramTask(ConfigurableTask):
 def process_results(doc: dict, results: list[str]) -> dict:
     """Per-document metrics over the document's lengths. A text shorter than a length is
     not run there, and a run whose loss went NaN/inf is no result (as in cram-eval)."""
-    recs = [rec for rec in map(json.loads, results)
-            if not rec.get("not_run") and not rec.get("numerical_fault")]
-    full = [rec for rec in recs if metrics.is_full(rec)]
+    recs = [SampleRecord.from_json(line) for line in map(json.loads, results)
+            if not line.get("not_run")]
+    recs = [rec for rec in recs if rec.usable]
+    full = [rec for rec in recs if rec.is_full()]
     out: dict[str, Any] = {
-        "decoding_capacity": [(rec["length"], rec["best_accuracy"]) for rec in recs],
-        "greedy_capacity": [(rec["length"], rec["greedy_accuracy"]) for rec in recs],
+        "decoding_capacity": [(rec.length, rec.best_accuracy) for rec in recs],
+        "greedy_capacity": [(rec.length, rec.greedy_accuracy) for rec in recs],
         "n_full_vectors": len(full)}
     for name in FULL_VECTOR_METRICS:  # the mean and the std are aggregated from one list
-        out[name] = out[f"{name}_std"] = [rec[name] for rec in full]
+        out[name] = out[f"{name}_std"] = [getattr(rec, name) for rec in full]
     if recs:
-        out["best_accuracy"] = sum(rec["best_accuracy"] for rec in recs) / len(recs)
-        out["greedy_exact"] = sum(bool(rec["greedy_exact"]) for rec in recs) / len(recs)
+        out["best_accuracy"] = sum(rec.best_accuracy for rec in recs) / len(recs)
+        out["greedy_exact"] = sum(rec.greedy_exact for rec in recs) / len(recs)
     return out
 
 
@@ -121,8 +123,7 @@ FULL_VECTOR_METRICS = ("token_gain", "information_gain", "information_gain_bits"
 
 def decoding_capacity(items: list[list[tuple[int, float]]]) -> int | None:
     """The longest length whose mean accuracy over its texts is >= 0.99 (None if none is)."""
-    table = metrics.accuracy_table({"length": length, "best_accuracy": acc}
-                                   for doc in items for length, acc in doc)
+    table = metrics.accuracy_table(pair for doc in items for pair in doc)
     return metrics.decoding_capacity(table)
 
 
@@ -145,18 +146,22 @@ def count(items: list[int]) -> int:
 @register_model("cram")
 class CramLM(HFLM):
     """HFLM over any cram-harness model spec (GGUF aliases too), optionally with a [mem]
-    prefix from an adapter (`mem=DIR`), that also serves `cram` requests."""
+    prefix from an adapter (`mem=DIR`), that also serves `cram` requests. The engine's
+    settings are cram-eval's (`EngineSettings`: seed, max_steps, lr, min_margin, ...)."""
 
     def __init__(self, pretrained: str, mem: str | None = None, device: str | None = None,
-                 dtype: str = "auto", autocast: str = "auto", max_steps: int | None = None,
-                 lr: float | None = None, min_margin: float | None = None, seed: int = 0,
-                 cram_batch_size: int = 8, revision: str | None = None,
+                 dtype: str = "auto", cram_batch_size: int = 8, revision: str | None = None,
                  trust_remote_code: bool = False, **kwargs: Any) -> None:
         import torch
 
+        from cram_harness.harness.settings import EngineSettings
         from cram_harness.integrations.lm_eval.spellings import is_true
-        from cram_harness.models.load import hub_spec, load_model, resolve_autocast
+        from cram_harness.models.load import hub_spec, load_model
 
+        # before any work: a bad setting is one line naming it as the user spelled it
+        self.engine = EngineSettings(**{name: kwargs.pop(name) for name in list(kwargs)
+                                        if name in EngineSettings.__dataclass_fields__})
+        self.engine.check(spelling=lambda name: f"{name}=")
         if device is None or (device.startswith("cuda") and not torch.cuda.is_available()):
             device = "auto"  # lm-eval's CLI defaults to cuda:0
         spec = hub_spec(str(pretrained), revision)
@@ -168,19 +173,14 @@ class CramLM(HFLM):
         with _without_log_line(HFLM_LOGGER, NOT_A_STR):  # a loaded model is our design
             super().__init__(pretrained=model, tokenizer=tokenizer, **kwargs)
         self.spec = spec
-        options = {"max_steps": max_steps, "lr": lr, "min_margin": min_margin}
-        # the precision the evaluator would use: bf16 weights or bf16 autocast are recorded
-        self.engine_options = {"seed": int(seed), "dtype": resolve_autocast(str(autocast), model),
-                               **{k: v for k, v in options.items() if v is not None}}
         self.cram_batch_size = int(cram_batch_size)
 
     def cram(self, requests: list[Instance]) -> list[str]:
         """Cram each request's text at its length (drawn, up to what fits, where the task
         samples lengths); one batched run per (length, k). A text shorter than its length,
         or a length past the context, is answered {"not_run": why} and not run."""
-        from cram_harness.engine.loop import CramConfig
         from cram_harness.engine.run import cram_token_ids
-        from cram_harness.harness.evaluator import drawn_length
+        from cram_harness.harness.plan import drawn_length
         from cram_harness.models.tokens import context_length, encode_text
 
         context = context_length(self.base_model)
@@ -206,7 +206,7 @@ class CramLM(HFLM):
                                      "n_mem": n_mem})
             if not run:
                 continue
-            config = CramConfig(n_mem=n_mem, **self.engine_options)
+            config = self.engine.config(self.base_model, n_mem)
             with _StepBar(f"cram L={length}", len(run), self.cram_batch_size,
                           config.max_steps) as bar:
                 results = cram_token_ids(self.base_model, [tokens[i] for i in run], config,

@@ -1,0 +1,70 @@
+"""The commands of a single crammed text: `export` (cram it into a PEFT adapter) and
+`decode` (read it back)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cram_harness.cli.options import engine_options, engine_settings, model_options
+
+
+@click.command()
+@click.option("--model", required=True, help="Model spec (cram-eval ls models).")
+@click.option("--text", "text_path", required=True, help="A UTF-8 text file, or - for stdin.")
+@click.option("--out", required=True, help="Adapter directory to write.")
+@click.option("--push-to-hub", "push_to", metavar="REPO",
+              help="Also upload the adapter (cram.json and card included) to this Hub repo.")
+@click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
+@click.option("--mem-tokens", type=int, default=1, show_default=True,
+              help="Number of [mem] vectors.")
+@click.option("--max-tokens", type=int, help="Cut the text to this many tokens.")
+@model_options
+@engine_options
+def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, device, dtype,
+           **params) -> None:
+    """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
+    from cram_harness.api import cram
+    from cram_harness.data import decode_text, read_text_file
+    from cram_harness.harness.settings import EngineSettings
+    from cram_harness.integrations.peft import check_adapter_target
+    from cram_harness.models.load import load_model
+    from cram_harness.validation import check_options, cli_flag
+
+    settings = EngineSettings(**engine_settings(params))
+    settings.check()
+    check_options(dict(mem_tokens=mem_tokens, max_tokens=max_tokens), cli_flag)
+    check_adapter_target(out)  # before any work: never over what export did not write
+    text = decode_text(sys.stdin.buffer.read(), "stdin") if text_path == "-" \
+        else read_text_file(text_path)
+    loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    options = settings.options(loaded, n_mem=mem_tokens)
+    (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer, **options)
+    path = result.save_adapter(out)
+    click.echo(f"{path}: {result.num_tokens} tokens in {mem_tokens} vector(s), best accuracy "
+               f"{result.best_accuracy:.3f}, greedy exact: {result.greedy_exact}, "
+               f"{result.steps} steps")
+    if push_to:
+        from cram_harness.integrations.peft import push_adapter
+
+        click.echo(f"pushed to {push_adapter(path, push_to, private=private)}")
+
+
+@click.command()
+@click.argument("adapter")
+@click.option("--model", help="The base model's spec (default: the one the adapter names).")
+@model_options
+def decode(adapter, model, device, dtype) -> None:
+    """Print the text of an adapter by greedy decoding; exit 1 if it does not match."""
+    from cram_harness.api import decode_adapter
+    from cram_harness.integrations.peft import adapter_base_spec
+    from cram_harness.models.load import load_model
+
+    loaded, tokenizer = load_model(model or adapter_base_spec(adapter), device=device,
+                                   dtype=dtype)
+    decoded = decode_adapter(adapter, loaded, tokenizer)
+    click.echo(decoded.text)
+    click.echo(f"matches the stored text hash: {'yes' if decoded.matches else 'no'}", err=True)
+    if not decoded.matches:
+        sys.exit(1)
