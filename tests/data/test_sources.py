@@ -25,7 +25,7 @@ from cram_harness.data import (
 from cram_harness.errors import CramError
 from cram_harness.harness import registry
 
-GUTENBERG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gutenberg"
+GUTENBERG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gutenberg"
 NOVELS = sorted(GUTENBERG.glob("*.txt"))
 # A line of each story that must survive cleaning: its first words and its last.
 STORY = {

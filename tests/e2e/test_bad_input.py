@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_word_tokenizer, record
-from tests.test_reliability import (
+from tests.e2e.test_reliability import (
     RUN,
     Proc,
     assert_one_error_line,
