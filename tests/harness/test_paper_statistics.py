@@ -8,7 +8,7 @@ import pytest
 
 from cram_harness import metrics
 from cram_harness.harness.evaluator import RunSettings, drawn_length, evaluate
-from tests.harness.test_evaluator import records_of
+from tests.helpers import records_of
 
 
 def run(model_dir, tmp_path, tasks, **overrides):
