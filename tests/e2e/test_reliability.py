@@ -643,15 +643,15 @@ def test_the_marker_pickle_does_run_when_unpickled(tmp_path):
 
 @pytest.mark.parametrize("command", [["show", "{file}"], ["leaderboard", "{dir}"],
                                      ["report", "{dir}", "-o", "{dir}/report"]])
-def test_results_files_are_read_as_json_only(command, tmp_path, capsys):
-    marker = tmp_path / "pwned"
+def test_a_results_file_that_is_not_json_is_one_line(command, tmp_path, capsys):
+    # Only the one-line refusal is checked: no reader of results files could run code (they
+    # are json.loads), so a "never unpickled" marker here guarded a path that does not exist.
     (tmp_path / "results").mkdir()
-    evil = tmp_path / "results" / "results_2026-01-01T00-00-00.json"
-    evil.write_bytes(pickle.dumps(WritesAMarker(marker)))
-    argv = [a.format(file=evil, dir=tmp_path / "results") for a in command]
+    bad = tmp_path / "results" / "results_2026-01-01T00-00-00.json"
+    bad.write_bytes(pickle.dumps({"results": {}}))
+    argv = [a.format(file=bad, dir=tmp_path / "results") for a in command]
     code, out, err = run_cli(argv, capsys)
     assert_one_error_line(code, err, "not a cram-eval results file")
-    assert not marker.exists()
 
 
 @pytest.mark.parametrize("where", ["top", "source", "lengths"])
@@ -668,39 +668,22 @@ def test_task_yaml_python_tags_never_run(where, tmp_path, capsys):
     assert not marker.exists()
 
 
-def test_data_files_are_never_executed(tmp_path, capsys, monkeypatch):
-    """Code-looking data is text: a .py or .pkl next to the books is not read, a pickle named
-    .parquet is refused, and Python source in a .txt is crammed as text."""
-    from cram_harness.data import LocalFiles
-
-    marker = tmp_path / "pwned"
-    books = tmp_path / "books"
-    books.mkdir()
-    (books / "setup.py").write_text(f"open({str(marker)!r}, 'w')\n")
-    (books / "rows.pkl").write_bytes(pickle.dumps(WritesAMarker(marker)))
-    (books / "code.txt").write_text(f"import os. os.system('touch {marker}'). Done.")
-    texts = LocalFiles(str(books), chunk=False).texts(None, 0)
-    assert [t.id for t in texts] == ["code.txt"] and "os.system" in texts[0].text
-    (books / "rows.parquet").write_bytes(pickle.dumps(WritesAMarker(marker)))
-    with pytest.raises(CramError, match="not a readable parquet file"):
-        LocalFiles(str(books / "rows.parquet")).texts(None, 0)
-    assert not marker.exists()
-
-
-def test_hub_datasets_are_loaded_without_remote_code(monkeypatch):
-    import datasets
-
+def test_a_dataset_loading_script_never_runs(tmp_path):
+    """A dataset repo may carry a loading script, which `datasets` runs where remote code is
+    trusted (before datasets 4 it ran unless told not to). Loading one must not run it: the
+    script here creates a marker file at import."""
     from cram_harness.data import HFDataset
 
-    calls = []
-
-    def fake_load(*args, **kwargs):
-        calls.append(kwargs)
-        return datasets.Dataset.from_dict({"text": ["One. Two."]})
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    HFDataset("org/books").texts(1, 0)
-    assert calls and not calls[0].get("trust_remote_code")
+    marker = tmp_path / "pwned"
+    repo = tmp_path / "books"
+    repo.mkdir()
+    (repo / "books.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (repo / "books.jsonl").write_text('{"text": "One. Two. Three."}\n')
+    try:
+        HFDataset(str(repo), split="train").texts(1, 0)
+    except (CramError, RuntimeError):  # datasets >= 4: "Dataset scripts are no longer supported"
+        pass
+    assert not marker.exists()
 
 
 def test_remote_code_is_off_unless_asked(tiny_model_dir, tmp_path, capsys, monkeypatch):
