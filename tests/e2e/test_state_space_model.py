@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import make_family_model, make_word_tokenizer, write_corpus
-from tests.test_cli import cram_eval
+from tests.helpers import cram_eval
 
 REPO = "state-spaces/mamba-130m-hf"
 COMMIT = "5f1b2c3d4e5f60718293a4b5c6d7e8f901234567"

@@ -15,7 +15,7 @@ from cram_harness.engine.run import base_stats, cram_token_ids
 from cram_harness.integrations.peft import save_adapter
 from cram_harness.models.families import FAMILIES
 from tests.conftest import FAMILY_CONFIGS, make_family_model, make_word_tokenizer
-from tests.parity.test_paper_loop import EARLY_STEPS, EARLY_TOLERANCE, losses_by_step
+from tests.helpers import EARLY_STEPS, EARLY_TOLERANCE, losses_by_step
 
 pytestmark = pytest.mark.versions  # each release changes some family's cache
 NAMES = [family.model_type for family in FAMILIES]

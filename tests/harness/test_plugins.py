@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.conftest import write_corpus
-from tests.test_cli import cram_eval
+from tests.helpers import cram_eval
 
 ENTRY_POINTS = """\
 [cram_harness.data]

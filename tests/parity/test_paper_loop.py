@@ -16,15 +16,15 @@ import torch
 
 import cram_harness
 from cram_harness.engine.adapter import init_memory
-from cram_harness.engine.loop import CramConfig, cram_batch, sample_seed
+from cram_harness.engine.loop import CramConfig, sample_seed
 from tests.conftest import make_tiny_model, make_word_tokenizer, word_text
+from tests.helpers import EARLY_STEPS, EARLY_TOLERANCE, losses_by_step
 from tests.parity.reference import reference_cram
 
 # lr per architecture: the tiny models' embeddings differ in scale (Gemma multiplies its
 # embeddings by sqrt(d)), and a text must converge in tens of steps for a fast test.
 CASES = [("llama", 0.1), ("gpt_neox", 0.3), ("gemma", 2.0)]
 MAX_STEPS, PATIENCE = 300, 60
-EARLY_STEPS, EARLY_TOLERANCE = 5, 1e-4
 ACCURACY_TOLERANCE, STEPS_TOLERANCE = 0.2, 0.3
 
 
@@ -34,12 +34,6 @@ def assert_same_run(ours, ref) -> None:
     assert ours.best_accuracy == ref.best_accuracy
     assert ours.min_loss == pytest.approx(ref.min_loss, rel=1e-6)
     assert torch.equal(ours.memory, ref.best_memory)
-
-
-def losses_by_step(model, tokens, config) -> list[list[float]]:
-    seen: list[list[float]] = []
-    cram_batch(model, tokens, config, on_step=lambda info: seen.append(info.losses.tolist()))
-    return seen
 
 
 def mean(results, field: str) -> float:

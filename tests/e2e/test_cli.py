@@ -1,17 +1,10 @@
 """The CLI as a user runs it: a separate process, exit codes, one-line errors."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-
-def cram_eval(*args, cwd=None, timeout=300):
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "cram_harness", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=timeout)
+from tests.helpers import cram_eval
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def crammed():
 
 def test_peft_reload_generates_the_text(crammed, tmp_path):
     """PEFT's own generate, without its KV cache: the call the README shows, exact on every
-    transformers version (with the cache: tests/test_peft_generate.py)."""
+    transformers version (with the cache: tests/integrations/test_peft_generate.py)."""
     from peft import PeftModel
 
     model, tok, result = crammed

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_word_tokenizer, record
-from tests.test_reliability import (
+from tests.helpers import (
     RUN,
     Proc,
     assert_one_error_line,
     line_count,
     run_cli,
     whole_records,
+    write_results,
 )
 
 
@@ -79,15 +80,6 @@ def test_export_never_writes_over_what_is_not_an_adapter(out, tiny_model_dir, tm
     assert (tmp_path / "file").read_text() == "keep me"
     assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me too"
     assert (tmp_path / "text.txt").is_file()
-
-
-def write_results(path: Path, **override) -> Path:
-    data = {"model_name": "tiny", "results": {"capacity_x": {"decoding_capacity,none": 8}},
-            "configs": {"capacity_x": {"dataset": "x", "kind": "capacity"}},
-            "sweeps": [{"dataset": "x", "n_mem": 1, "mean_accuracy": {"8": 1.0}}], **override}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
-    return path
 
 
 @pytest.mark.parametrize("override, message", [

@@ -25,7 +25,7 @@ from cram_harness.data import (
 from cram_harness.errors import CramError
 from cram_harness.harness import registry
 
-GUTENBERG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gutenberg"
+GUTENBERG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gutenberg"
 NOVELS = sorted(GUTENBERG.glob("*.txt"))
 # A line of each story that must survive cleaning: its first words and its last.
 STORY = {
@@ -188,6 +188,18 @@ def test_local_bad_files(tmp_path: Path, name: str, content: bytes, message: str
     with pytest.raises(CramError, match=message) as info:
         LocalFiles(str(tmp_path / name)).texts(None, 0)
     assert name in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_directory_gives_only_its_text_and_table_files(tmp_path: Path) -> None:
+    """Code next to the books is not data: a .py or .pkl file is never opened, and Python
+    source inside a .txt is a text like any other."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "setup.py").write_text("print('hello')\n")
+    (books / "rows.pkl").write_bytes(b"\x80\x04K\x01.")
+    (books / "code.txt").write_text("import os. os.system('ls'). Done.")
+    texts = LocalFiles(str(books), chunk=False).texts(None, 0)
+    assert [t.id for t in texts] == ["code.txt"] and "os.system" in texts[0].text
 
 
 def test_local_bad_paths(tmp_path: Path) -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import record
-from tests.test_bad_input import write_results
-from tests.test_reliability import RUN, assert_one_error_line, run_cli
+from tests.helpers import RUN, assert_one_error_line, run_cli, write_results
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -416,7 +415,7 @@ def test_names_and_paths_with_markup_characters_print_as_text(tiny_model_dir, bo
                                                               capsys):
     import shutil
 
-    from tests.test_reliability import flat
+    from tests.helpers import flat
 
     model = tmp_path / "m[" / "b]"  # "[/b]" in the path: a closing tag to rich
     shutil.copytree(tiny_model_dir, model)
@@ -511,7 +510,7 @@ def test_the_data_loss_cases_as_processes(results_dir, lora_folder, tmp_path):
     import subprocess
     import sys
 
-    from tests.test_reliability import env
+    from tests.helpers import env
 
     (tmp_path / "text.txt").write_text("she was at the")
     before = snapshot(tmp_path)

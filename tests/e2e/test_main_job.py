@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow(minutes=9)  # the suite's longest: conftest starts it first
 
 
 def readme_cram_eval_commands() -> list[list[str]]:

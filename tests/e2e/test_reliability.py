@@ -27,16 +27,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from cram_harness import cli
 from cram_harness.atomic import write_json_atomic
 from cram_harness.errors import CramError
 from cram_harness.harness.evaluator import RunSettings
 from cram_harness.harness.records import RecordStore
 from tests.conftest import word_sentences
+from tests.helpers import (
+    RUN,
+    Proc,
+    assert_one_error_line,
+    env,
+    flat,
+    line_count,
+    run_cli,
+    whole_records,
+)
 
-# The run every interruption test repeats: 3 texts x lengths 4, 8 = 6 samples, one at a time.
-RUN = ["--tasks", "capacity_pg19", "--limit", "3", "--lengths", "4,8", "--max-steps", "40",
-       "--lr", "0.3", "--batch-size", "1", "--past-capacity", "0", "--device", "cpu"]
 N_SAMPLES = 6
 # Sections of a results file that describe what was measured (not when, where or how fast).
 MEASURED = ("results", "groups", "group_subtasks", "configs", "versions", "n-samples",
@@ -53,105 +59,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def env(**extra: str) -> dict:
-    return {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "HF_HUB_OFFLINE": "1", **extra}
-
-
-# Runs the real CLI with a signal delivered to itself at an exact moment: inside a record
-# append (the line written and flushed, not yet fsynced) or while the results file is being
-# written (its temp file complete, not yet renamed). os.kill to oneself raises the handler's
-# KeyboardInterrupt from os.kill itself, so the moment is exact, not a race.
-SELF_SIGNAL = r"""
-import os, signal, sys, types
-from pathlib import Path
-from cram_harness import atomic
-from cram_harness.harness import records
-
-where, sig = os.environ["CRAM_TEST_AT"], getattr(signal, os.environ["CRAM_TEST_SIGNAL"])
-
-
-def with_hook(name, hook):
-    fake = types.ModuleType("os")
-    fake.__dict__.update(vars(os))
-    real = getattr(os, name)
-
-    def wrapped(*args):
-        hook(*args)
-        return real(*args)
-
-    setattr(fake, name, wrapped)
-    return fake
-
-
-def before_results_rename(src, dst):
-    if Path(dst).name.startswith("results_"):
-        assert Path(src).stat().st_size > 0
-        os.kill(os.getpid(), sig)
-
-
-if where == "record-write":
-    records.os = with_hook("fsync", lambda fd: os.kill(os.getpid(), sig))
-elif where == "results-write":
-    atomic.os = with_hook("replace", before_results_rename)
-from cram_harness.cli import main
-
-main()
-"""
-
-
-class Proc:
-    """A cram-eval process whose output goes to files (pipes could fill and block it)."""
-
-    def __init__(self, args: list[str], logs: Path, *, at: str | None = None,
-                 sig: str = "SIGINT"):
-        self.out, self.err = logs.with_suffix(".out"), logs.with_suffix(".err")
-        code = ["-c", SELF_SIGNAL] if at else ["-m", "cram_harness"]
-        extra = {"CRAM_TEST_AT": at, "CRAM_TEST_SIGNAL": sig} if at else {}
-        with open(self.out, "w") as out, open(self.err, "w") as err:
-            self.popen = subprocess.Popen([sys.executable, *code, *args], stdout=out,
-                                          stderr=err, env=env(**extra), cwd=logs.parent)
-
-    def wait(self, timeout: float = 300) -> int:
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()  # never leave a run behind a failed test
-            raise
-
-    def stderr(self) -> str:
-        return self.err.read_text()
-
-    def stdout(self) -> str:
-        return self.out.read_text()
-
-    def signal(self, sig: int) -> None:
-        self.popen.send_signal(sig)
-
-    def wait_until(self, moment, what: str, timeout: float = 240) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if moment():
-                return
-            if self.popen.poll() is not None:
-                raise AssertionError(f"the run ended (code {self.popen.returncode}) before "
-                                     f"{what}:\n{self.stderr()}")
-            time.sleep(0.005)
-        self.popen.kill()
-        raise AssertionError(f"timed out waiting for {what}")
-
-
-def line_count(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
-def whole_records(path: Path) -> list[dict]:
-    """Every line of a records file, each required to be whole JSON."""
-    text = path.read_text()
-    assert text.endswith("\n"), "a record line was left half-written"
-    return [json.loads(line) for line in text.splitlines()]
 
 
 def measured(results_file: Path) -> dict:
@@ -185,34 +92,6 @@ def assert_interrupted(proc: Proc) -> None:
                      "resume"], err
     assert "Traceback" not in err and not any(
         line.startswith("error") for line in err.splitlines()), err
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """`cram-eval ARGV` in this process: (exit code, stdout, stderr)."""
-    before = signal.getsignal(signal.SIGTERM)  # main() installs its own SIGTERM handler
-    code = 0
-    try:
-        cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        signal.signal(signal.SIGTERM, before)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_error_line(code: int, err: str, message: str, exit_code: int = 2) -> str:
-    assert code == exit_code, err
-    lines = [line for line in err.splitlines() if line.startswith("error")]
-    assert len(lines) == 1, err
-    assert message in lines[0], lines[0]
-    assert "Traceback" not in err, err
-    return lines[0]
-
-
-def flat(text: str) -> str:
-    """Rich wraps long lines at the terminal width; compare words, not line breaks."""
-    return " ".join(text.split())
 
 
 # --- interruption and concurrency: the real CLI as processes ----------------------------------
@@ -764,15 +643,15 @@ def test_the_marker_pickle_does_run_when_unpickled(tmp_path):
 
 @pytest.mark.parametrize("command", [["show", "{file}"], ["leaderboard", "{dir}"],
                                      ["report", "{dir}", "-o", "{dir}/report"]])
-def test_results_files_are_read_as_json_only(command, tmp_path, capsys):
-    marker = tmp_path / "pwned"
+def test_a_results_file_that_is_not_json_is_one_line(command, tmp_path, capsys):
+    # Only the one-line refusal is checked: no reader of results files could run code (they
+    # are json.loads), so a "never unpickled" marker here guarded a path that does not exist.
     (tmp_path / "results").mkdir()
-    evil = tmp_path / "results" / "results_2026-01-01T00-00-00.json"
-    evil.write_bytes(pickle.dumps(WritesAMarker(marker)))
-    argv = [a.format(file=evil, dir=tmp_path / "results") for a in command]
+    bad = tmp_path / "results" / "results_2026-01-01T00-00-00.json"
+    bad.write_bytes(pickle.dumps({"results": {}}))
+    argv = [a.format(file=bad, dir=tmp_path / "results") for a in command]
     code, out, err = run_cli(argv, capsys)
     assert_one_error_line(code, err, "not a cram-eval results file")
-    assert not marker.exists()
 
 
 @pytest.mark.parametrize("where", ["top", "source", "lengths"])
@@ -789,39 +668,22 @@ def test_task_yaml_python_tags_never_run(where, tmp_path, capsys):
     assert not marker.exists()
 
 
-def test_data_files_are_never_executed(tmp_path, capsys, monkeypatch):
-    """Code-looking data is text: a .py or .pkl next to the books is not read, a pickle named
-    .parquet is refused, and Python source in a .txt is crammed as text."""
-    from cram_harness.data import LocalFiles
-
-    marker = tmp_path / "pwned"
-    books = tmp_path / "books"
-    books.mkdir()
-    (books / "setup.py").write_text(f"open({str(marker)!r}, 'w')\n")
-    (books / "rows.pkl").write_bytes(pickle.dumps(WritesAMarker(marker)))
-    (books / "code.txt").write_text(f"import os. os.system('touch {marker}'). Done.")
-    texts = LocalFiles(str(books), chunk=False).texts(None, 0)
-    assert [t.id for t in texts] == ["code.txt"] and "os.system" in texts[0].text
-    (books / "rows.parquet").write_bytes(pickle.dumps(WritesAMarker(marker)))
-    with pytest.raises(CramError, match="not a readable parquet file"):
-        LocalFiles(str(books / "rows.parquet")).texts(None, 0)
-    assert not marker.exists()
-
-
-def test_hub_datasets_are_loaded_without_remote_code(monkeypatch):
-    import datasets
-
+def test_a_dataset_loading_script_never_runs(tmp_path):
+    """A dataset repo may carry a loading script, which `datasets` runs where remote code is
+    trusted (before datasets 4 it ran unless told not to). Loading one must not run it: the
+    script here creates a marker file at import."""
     from cram_harness.data import HFDataset
 
-    calls = []
-
-    def fake_load(*args, **kwargs):
-        calls.append(kwargs)
-        return datasets.Dataset.from_dict({"text": ["One. Two."]})
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    HFDataset("org/books").texts(1, 0)
-    assert calls and not calls[0].get("trust_remote_code")
+    marker = tmp_path / "pwned"
+    repo = tmp_path / "books"
+    repo.mkdir()
+    (repo / "books.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (repo / "books.jsonl").write_text('{"text": "One. Two. Three."}\n')
+    try:
+        HFDataset(str(repo), split="train").texts(1, 0)
+    except (CramError, RuntimeError):  # datasets >= 4: "Dataset scripts are no longer supported"
+        pass
+    assert not marker.exists()
 
 
 def test_remote_code_is_off_unless_asked(tiny_model_dir, tmp_path, capsys, monkeypatch):

@@ -35,6 +35,7 @@ def test_chunked_measurement_equals_the_full_one(arch, monkeypatch):
     assert measure.chunk_positions(model, len(TEXTS), 9) == 9
     monkeypatch.setattr(measure, "LOGITS_BUDGET", len(TEXTS) * 128 * 4 * 3)
     assert measure.head_split(model) is not None
+    assert measure.chunk_positions(model, len(TEXTS), 9) == 3  # else nothing below is chunked
     chunked = measure.text_stats(model, ids, mask, mem)
     (chunked_grad,) = torch.autograd.grad(chunked.loss.sum(), mem)
     for name in ("loss", "nats", "accuracy", "min_margin"):

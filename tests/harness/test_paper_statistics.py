@@ -9,7 +9,7 @@ import pytest
 from cram_harness import metrics
 from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.harness.plan import drawn_length
-from tests.test_evaluator import records_of
+from tests.helpers import records_of
 
 
 def run(model_dir, tmp_path, tasks, **overrides):
