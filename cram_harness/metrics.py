@@ -29,6 +29,12 @@ def information_gain(base_loss: float, min_loss: float, length: int) -> float:
     return (base_loss - min_loss) * length
 
 
+def decoded_tokens(best_accuracy: float, length: int) -> float:
+    """Tokens a sample's vector decodes teacher-forced: best_acc * L, L counted as the gains
+    count it, so that a text decoded whole counts its length (the capacity's unit)."""
+    return best_accuracy * length
+
+
 def nats_to_bits(nats: float) -> float:
     return nats / math.log(2)
 

@@ -35,6 +35,19 @@ def _take(samples: Iterator[SourceText], limit: int | None) -> list[SourceText]:
     return list(islice(samples, limit))
 
 
+class StreamedSource:
+    """A source that yields its texts one at a time (`_iter`): `texts` takes the first
+    `limit`, so the first n texts never change with the limit and nothing past it is read."""
+
+    name: str
+
+    def _iter(self, seed: int) -> Iterator[SourceText]:
+        raise NotImplementedError
+
+    def texts(self, limit: int | None = None, seed: int = 0) -> list[SourceText]:
+        return _take(self._iter(seed), limit)
+
+
 def _line(exc: BaseException) -> str:
     """The first line of an error, so a CramError stays one line."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

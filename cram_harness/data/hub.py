@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from cram_harness.data.base import SourceText, _line, _missing_column, _take
+from cram_harness.data.base import SourceText, StreamedSource, _line, _missing_column
 from cram_harness.data.text import (
     _check_sizes,
     _document_texts,
@@ -17,7 +17,7 @@ from cram_harness.data.text import (
 from cram_harness.errors import CramError, is_unreachable
 
 
-class HFDataset:
+class HFDataset(StreamedSource):
     """Texts from a Hugging Face dataset. chunk=True cuts whole books as the paper did with
     deepmind/pg19; chunk=False takes rows that are chunks already (as in
     yurakuratov/pg19_valid_1k_chunks) and, with take_second_half, keeps the second half of each
@@ -64,9 +64,6 @@ class HFDataset:
                 yield SourceText(doc_id, second_half(split_sentences(value)))
             else:
                 yield SourceText(doc_id, value.strip())
-
-    def texts(self, limit: int | None = None, seed: int = 0) -> list[SourceText]:
-        return _take(self._iter(seed), limit)
 
     def describe(self) -> dict:
         return {"kind": "hf", "repo": self.repo, "config": self.config, "split": self.split,

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cram_harness.data.base import EXTENSIONS, SourceText, _line, _missing_column, _take
+from cram_harness.data.base import EXTENSIONS, SourceText, StreamedSource, _line, _missing_column
 from cram_harness.data.text import _check_sizes, _document_texts, read_text_file, strip_gutenberg
 from cram_harness.errors import CramError
 
 
-class LocalFiles:
+class LocalFiles(StreamedSource):
     """Texts from a directory, a file or a glob of .txt files (one book each) and .jsonl, .csv or
     .parquet files (one document per row, from `column`)."""
 
@@ -111,9 +111,6 @@ class LocalFiles:
                 if value:
                     doc = strip_gutenberg(value) if self.chunk else value
                     yield from _document_texts(f"{name}#{row}", doc, *opts)
-
-    def texts(self, limit: int | None = None, seed: int = 0) -> list[SourceText]:
-        return _take(self._iter(seed), limit)
 
     def describe(self) -> dict:
         return {"kind": "local", "path": self.path, "column": self.column, "chunk": self.chunk,

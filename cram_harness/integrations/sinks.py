@@ -22,11 +22,7 @@ class Sinks:
 
     @classmethod
     def from_args(cls, wandb_args: str | None, hub_args: str | None) -> Sinks:
-        hub = parse_key_values(hub_args, "--hf_hub_log_args")
-        unknown = sorted(set(hub) - set(HUB_KEYS))
-        if unknown:
-            raise CramError(f"--hf_hub_log_args has no key {unknown[0]!r}: it takes "
-                            f"{', '.join(HUB_KEYS)}")
+        hub = parse_key_values(hub_args, "--hf_hub_log_args", known=HUB_KEYS)
         wandb = parse_key_values(wandb_args, "--wandb_args")
         if wandb:
             try:

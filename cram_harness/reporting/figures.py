@@ -1,152 +1,72 @@
 """The paper's figures from results files: Fig. 1 (capacity), 3/6 (CE without vs with [mem]),
 4 (capacity vs number of [mem] vectors), 5 (Eq. 1 vs token gain, utilization), accuracy vs
 length, 7 (cosine similarity) and 8 (interpolation). Only the report command imports this
-module; it draws on matplotlib's Agg canvas and never touches pyplot's global state."""
+module. The numbers come from `figure_data` (the results file first), the drawing tools from
+`plotting`."""
 
 from __future__ import annotations
 
-import math
-import re
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from cram_harness.atomic import atomic_path
-from cram_harness.metrics import LOSSLESS_THRESHOLD as THRESHOLD
-from cram_harness.metrics import full_vector_gains
+from cram_harness import metrics
+from cram_harness.reporting import figure_data
+from cram_harness.reporting.plotting import (
+    Skip,
+    bars,
+    kde,
+    label_panel,
+    legend_right,
+    log2_axis,
+    new_figure,
+    run_colors,
+    save,
+)
 from cram_harness.reporting.runs import Run
 
-DPI = 130
+__all__ = ["FIGURES", "Skip", "make_figures"]
+
 MIN_FIT_POINTS = 3  # a line through two points says nothing about the slope's spread
-
-
-class Skip(Exception):  # noqa: N818 - a figure skipped for missing data, not an error
-    """A figure whose data is missing; str() is the one-line reason."""
-
-
-def _val(values: dict, metric: str) -> float | None:
-    v = values.get(f"{metric},none")
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    return float(v) if ok else None
-
-
-def _either(values: dict, metric: str) -> float | None:
-    """A metric under the paper's name, else under a progressive protocol's own."""
-    value = _val(values, metric)
-    return value if value is not None else _val(values, f"progressive_{metric}")
-
-
-def _figure(panels: int = 1, width: float = 7.0) -> tuple[Figure, list]:
-    cols = min(panels, 3)
-    rows = math.ceil(panels / cols)
-    size = (width, 4.5) if panels == 1 else (5.2 * cols, 4.3 * rows)
-    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
-    for ax in axes[panels:]:
-        ax.set_visible(False)
-    return fig, axes[:panels]
-
-
-def _save(fig: Figure, out_dir: Path, name: str, formats: Sequence[str]) -> list[Path]:
-    paths = []
-    for fmt in formats:
-        path = out_dir / f"{name}.{fmt}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=DPI)
-        paths.append(path)
-    return paths
-
-
-def _colors(runs: list[Run]) -> dict[str, str]:
-    """One color per run label, the same in every figure."""
-    return {run.label: f"C{i % 10}" for i, run in enumerate(runs)}
-
-
-def _legend_right(ax, **kw: object) -> None:
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), **kw)
-
-
-def _log2(ax, axis: str = "x") -> None:
-    """A base-2 log axis with plain numbers (8, 16, 32) as tick labels."""
-    getattr(ax, f"set_{axis}scale")("log", base=2)
-    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-
-
-def _bars(ax, items: list[tuple[str, str, float | None]], colors: dict[str, str],
-          label: Callable[[float], str] = lambda v: f"{v:.0f}") -> None:
-    """Grouped bars: x = dataset, one bar per run label (the legend); a missing value is an
-    empty slot labelled "none". The value axis starts at 0."""
-    groups = list(dict.fromkeys(g for g, _, _ in items))
-    hues = [h for h in colors if any(h == hh for _, hh, _ in items)]
-    width = 0.8 / len(hues)
-    for j, hue in enumerate(hues):
-        xs = [groups.index(g) + (j - (len(hues) - 1) / 2) * width for g, h, _ in items if h == hue]
-        vals = [v for _, h, v in items if h == hue]
-        bars = ax.bar(xs, [v or 0.0 for v in vals], width, label=hue, color=colors[hue])
-        ax.bar_label(bars, ["none" if v is None else label(v) for v in vals], fontsize=8)
-    ax.set_xticks(range(len(groups)), groups)
-    _legend_right(ax, title="model")
-    top = max((v for _, _, v in items if v), default=1.0)
-    ax.set_ylim(0, top * 1.15)
-
-
-def _capacity(values: dict, suffix: str = "") -> float | None:
-    """The capacity of a results entry: the paper's, or a progressive protocol's own."""
-    for name in (f"decoding_capacity{suffix}", f"progressive_capacity{suffix}"):
-        if f"{name},none" in values:
-            return _val(values, name)
-    return None
-
-
-def _has_capacity(values: dict) -> bool:
-    return any(k in values for k in ("decoding_capacity,none", "progressive_capacity,none"))
 
 
 def build_capacity_figure(runs: list[Run]) -> Figure:
     """Fig. 1: decoding capacity per model and dataset (one bar each)."""
-    items = [(d, run.label, _capacity(v)) for run in runs
-             for _, v, d in run.tasks("capacity") if _has_capacity(v)]
+    items = [(d, run.label, figure_data.capacity(v)) for run in runs
+             for _, v, d in run.tasks("capacity") if figure_data.has_capacity(v)]
     if not items:
         raise Skip("no capacity results: run capacity_<dataset> or cram_<dataset>")
+    at = figure_data.threshold_text(runs)
     if not any(v for _, _, v in items):
-        raise Skip("no capacity to draw: no length reached mean accuracy 0.99 (run shorter "
+        raise Skip(f"no capacity to draw: no length reached mean accuracy {at} (run shorter "
                    "lengths, or more steps)")
-    fig, (ax,) = _figure(width=8.5)
-    _bars(ax, items, _colors(runs))
+    fig, (ax,) = new_figure(width=8.5)
+    bars(ax, items, run_colors([r.label for r in runs]))
     ax.set(xlabel="dataset", ylabel="decoding capacity (tokens)",
-           title="Fig. 1: decoding capacity of one [mem] vector (mean accuracy ≥ 0.99)")
+           title=f"Fig. 1: decoding capacity of one [mem] vector (mean accuracy ≥ {at})")
     return fig
 
 
-def _info_gain(run: Run, recs: list[dict]) -> tuple[float, str] | None:
-    """The model's mean information gain (nats): the results', else over full-vector samples."""
-    pairs = [(_either(v, "information_gain"), _val(v, "n_full_vectors") or 1.0)
-             for _, v, _ in run.tasks("info_gain")]
-    pairs = [(g, n) for g, n in pairs if g is not None]
-    if pairs:
-        return sum(g * n for g, n in pairs) / sum(n for _, n in pairs), "results"
-    gain = full_vector_gains(recs)["information_gain"]
-    return (gain.mean, "full-vector samples") if gain.n else None
+def _ce_records(run: Run) -> tuple[int, list[dict]] | None:
+    """(k, records) of a run's CE panel: usable records with both losses, at its smallest k."""
+    recs = [r for r in run.samples if r.usable and all(
+        isinstance(r.get(k), int | float) for k in ("base_loss", "min_loss", "num_tokens"))]
+    if not recs:
+        return None
+    k = min(int(r.get("n_mem", 1)) for r in recs)
+    return k, [r for r in recs if int(r.get("n_mem", 1)) == k]
 
 
 def build_ce_figure(runs: list[Run]) -> Figure:
     """Fig. 3/6: per model, the text's CE without [mem] vs with [mem] (total nats)."""
-    panels = []
-    for run in runs:
-        recs = [r for r in run.samples if r.usable and all(
-            isinstance(r.get(k), int | float) for k in ("base_loss", "min_loss", "num_tokens"))]
-        if recs:
-            k = min(int(r.get("n_mem", 1)) for r in recs)
-            panels.append((run, k, [r for r in recs if int(r.get("n_mem", 1)) == k]))
+    panels = [(run, *found) for run in runs if (found := _ce_records(run))]
     if not panels:
         raise Skip("no per-sample records (samples_<task>_<time>.jsonl beside the results file)")
-    fig, axes = _figure(len(panels))
+    fig, axes = new_figure(len(panels))
     for ax, (run, k, recs) in zip(axes, panels, strict=True):
         # The paper's axes: CE times L without [mem], and the run's lowest CE times L with it
         x = np.array([r["base_loss"] * r["num_tokens"] for r in recs])
@@ -160,7 +80,7 @@ def build_ce_figure(runs: list[Run]) -> Figure:
                 if m.any():
                     ax.scatter(x[m], y[m], marker=marker, s=60 if marker == "*" else 22,
                                color=f"C{i}", alpha=0.8, label=f"{d}: {what} ({m.sum()})")
-        ig = _info_gain(run, recs)
+        ig = figure_data.info_gain(run, recs)
         if ig is not None:
             ax.axvline(ig[0], ls="--", color="k",
                        label=f"lossless threshold: mean info gain {ig[0]:.0f} nats ({ig[1]})")
@@ -174,63 +94,22 @@ def build_ce_figure(runs: list[Run]) -> Figure:
             ax.text(0.02, 0.98, f"no fit: {n_fit} text{'s' if n_fit != 1 else ''} not "
                     f"lossless, {MIN_FIT_POINTS} needed", transform=ax.transAxes, va="top",
                     fontsize=8, color="gray")
-        ax.set(xlabel="text CE without [mem] (nats: mean CE x L)",
-               ylabel="lowest CE with [mem] (nats: min mean CE x L)",
-               title=f"{run.label}: {k} [mem] vector{'s' if k > 1 else ''}")
-        ax.legend(fontsize=7)
+        label_panel(ax, xlabel="text CE without [mem] (nats: mean CE x L)",
+                        ylabel="lowest CE with [mem] (nats: min mean CE x L)",
+                        title=f"{run.label}: {k} [mem] vector{'s' if k > 1 else ''}")
     return fig
-
-
-def _scaling_series(run: Run) -> Iterator[tuple[str, dict[int, float | None]]]:
-    """(dataset, {k: capacity}) from mem_scaling results, else from sweeps of several k."""
-    found = False
-    for _, values, dataset in run.tasks("mem_scaling"):
-        caps = {int(m[2]): _capacity(values, f"_k{m[2]}") for key in values
-                if (m := re.fullmatch(r"(decoding|progressive)_capacity_k(\d+),none", key))}
-        if caps:
-            found = True
-            yield dataset, caps
-    if found:
-        return
-    by_data: dict[str, dict[int, float | None]] = {}
-    for s in run.results.get("sweeps", []):
-        acc = {int(n): float(a) for n, a in (s.get("mean_accuracy") or {}).items()}
-        ok = [n for n, a in acc.items() if a >= THRESHOLD]
-        by_data.setdefault(s.get("dataset", "?"), {})[int(s.get("n_mem", 1))] = (
-            float(max(ok)) if ok else None)
-    yield from ((d, caps) for d, caps in by_data.items() if len(caps) > 1)
-
-
-def _longest_run(run: Run, dataset: str, n_mem: int) -> float:
-    """The longest length the run's sweep of this dataset and k reached (inf if unknown)."""
-    lengths = [int(n) for s in run.results.get("sweeps", [])
-               if s.get("dataset", dataset) == dataset and int(s.get("n_mem", 1)) == n_mem
-               for n in (s.get("mean_accuracy") or {})]
-    return max(lengths, default=math.inf)
-
-
-def _scaling_hint(runs: list[Run]) -> str:
-    """What to run for Fig. 4, for the datasets these runs used: their mem_scaling task
-    where one exists, else a capacity task over several numbers of vectors."""
-    from cram_harness.harness.registry import all_tasks
-
-    known = all_tasks()
-    datasets = sorted({s.get("dataset") for run in runs for s in run.results.get("sweeps", [])
-                       if s.get("dataset")}) or ["random"]
-    hints = [f"mem_scaling_{d}" if f"mem_scaling_{d}" in known
-             else f"capacity_{d} --mem-tokens 1,2,4" for d in datasets]
-    return "run " + " or ".join(hints)
 
 
 def build_mem_scaling_figure(runs: list[Run]) -> Figure:
     """Fig. 4: capacity vs number of [mem] vectors, the ideal linear line, ±1 std bands."""
-    series = [(run, d, caps) for run in runs for d, caps in _scaling_series(run)]
+    series = [(run, d, caps) for run in runs for d, caps in figure_data.scaling_series(run)]
     if not series:
-        raise Skip(f"no capacity per number of [mem] vectors: {_scaling_hint(runs)}")
+        raise Skip(f"no capacity per number of [mem] vectors: {figure_data.scaling_hint(runs)}")
     series = [(run, d, caps) for run, d, caps in series if any(caps.values())]
     if not series:
-        raise Skip("no tested length reached mean accuracy 0.99 at any number of [mem] vectors")
-    fig, (ax,) = _figure(width=9.0)
+        at = figure_data.threshold_text(runs)
+        raise Skip(f"no tested length reached mean accuracy {at} at any number of [mem] vectors")
+    fig, (ax,) = new_figure(width=9.0)
     styles, no_band = {}, []
     ideal: str | None = "ideal (dotted): capacity at k=1 × k"
     ceiling: str | None = "△ reached the longest length run: a lower bound, not a plateau"
@@ -240,7 +119,8 @@ def build_mem_scaling_figure(runs: list[Run]) -> Figure:
         ys = np.array([np.nan if caps[k] is None else caps[k] for k in ks], dtype=float)
         style = styles.setdefault(d, "osDvp"[len(styles) % 5])
         ax.plot(ks, ys, f"{style}-", color=color, label=f"{run.label} ({d})")
-        capped = [k for k in ks if caps[k] is not None and caps[k] >= _longest_run(run, d, k)]
+        capped = [k for k in ks
+                  if caps[k] is not None and caps[k] >= figure_data.longest_run(run, d, k)]
         if capped:
             ax.plot(capped, [caps[k] for k in capped], "^", ms=11, mfc="none", color=color,
                     label=ceiling)
@@ -249,14 +129,10 @@ def build_mem_scaling_figure(runs: list[Run]) -> Figure:
         if base:
             ax.plot(ks, [base[1] / base[0] * k for k in ks], ":", color=color, label=ideal)
             ideal = None
-        spread = []
-        for k in ks:
-            got = [float(r["best_accuracy"]) * int(r["length"]) for r in run.samples
-                   if int(r.get("n_mem", 1)) == k and r.get("dataset", d) == d
-                   and caps[k] is not None and int(r.get("length", -1)) == caps[k]]
-            spread.append((np.mean(got), np.std(got, ddof=1)) if len(got) > 1 else None)
+        spread = [figure_data.decoded_spread(run, d, k, caps[k]) for k in ks]
         if all(spread):
-            mean, std = np.array(spread, dtype=float).T
+            mean = np.array([s.mean for s in spread])
+            std = np.array([s.std for s in spread])
             ax.fill_between(ks, mean - std, mean + std, color=color, alpha=0.2,
                             label=f"±1 std, decoded tokens at capacity ({run.label}, {d})")
         else:
@@ -265,11 +141,11 @@ def build_mem_scaling_figure(runs: list[Run]) -> Figure:
         note = textwrap.fill("no ±1 std band (too few samples at the capacity length of some k): "
                              + "; ".join(no_band), 70)
         ax.text(0.01, 0.99, note, transform=ax.transAxes, va="top", fontsize=7, in_layout=False)
-    _log2(ax, "x")
-    _log2(ax, "y")
+    log2_axis(ax, "x")
+    log2_axis(ax, "y")
     ax.set(xlabel="number of [mem] vectors k", ylabel="decoding capacity (tokens)",
            title="Fig. 4: capacity vs number of [mem] vectors")
-    _legend_right(ax)
+    legend_right(ax)
     return fig
 
 
@@ -279,16 +155,17 @@ def build_eq1_figure(runs: list[Run]) -> Figure:
     for run in runs:
         eq1 = run.results.get("model_info", {}).get("eq1_capacity")
         for _, v, d in run.tasks("token_gain"):
-            tg = _either(v, "token_gain")
+            tg = figure_data.either(v, "token_gain")
             if tg is not None and eq1:
-                util = _either(v, "capacity_utilization")
-                pts.append((run.label, d, float(eq1), tg, _either(v, "token_gain_std") or 0.0,
-                            tg / eq1 if util is None else util))
+                util = figure_data.either(v, "capacity_utilization")
+                std = figure_data.either(v, "token_gain_std") or 0.0
+                pts.append((run.label, d, float(eq1), tg, std,
+                            metrics.capacity_utilization(tg, eq1) if util is None else util))
     if not pts:
         raise Skip("no token gain results with an Eq. 1 capacity: run token_gain_<dataset>")
-    fig, (ax, ax2) = _figure(2)
+    fig, (ax, ax2) = new_figure(2)
     fig.set_size_inches(13.0, 5.0)
-    colors = _colors(runs)
+    colors = run_colors([r.label for r in runs])
     for index, (label, d, eq1, tg, std, _) in enumerate(pts):  # a colour per point
         ax.errorbar(eq1, tg, yerr=std, fmt="x" if d.startswith("random") else "o", capsize=3,
                     color=f"C{index % 10}", label=f"{label} ({d})")
@@ -297,14 +174,13 @@ def build_eq1_figure(runs: list[Run]) -> Figure:
     # the gains are a few percent of Eq. 1 for small models: scale to them, let y = x leave
     ax.set_xlim(0, right)
     ax.set_ylim(0, max(p[3] + p[4] for p in pts) * 1.3)
-    ax.set(xlabel="Eq. 1 theoretical capacity (tokens)",
-           ylabel="token gain (tokens, mean ± std, full vectors)",
-           title="Fig. 5: theoretical capacity vs token gain")
-    ax.legend(fontsize=7)
+    label_panel(ax, xlabel="Eq. 1 theoretical capacity (tokens)",
+                    ylabel="token gain (tokens, mean ± std, full vectors)",
+                    title="Fig. 5: theoretical capacity vs token gain")
     order = sorted({p[1] for p in pts}, key=lambda d: (d.startswith("random"), d))
     items = [(f"{d} ({'random' if d.startswith('random') else 'natural'})", lab, u)
              for d in order for lab, dd, _, _, _, u in pts if dd == d]
-    _bars(ax2, items, colors, label=lambda v: f"{v:.1%}")
+    bars(ax2, items, colors, label=lambda v: f"{v:.1%}")
     ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))
     ax2.set(xlabel="dataset", ylabel="capacity utilization (token gain / Eq. 1)",
             title="capacity utilization: natural vs random text")
@@ -319,7 +195,7 @@ def build_accuracy_length_figure(runs: list[Run]) -> Figure:
     if not lines:
         raise Skip("no length sweeps in the results")
     datasets = sorted({d for _, d, _, _ in lines})
-    fig, axes = _figure(len(datasets))
+    fig, axes = new_figure(len(datasets))
     dashes = ["-", "--", ":", "-."]
     ks = sorted({k for _, _, k, _ in lines})
     for ax, d in zip(axes, datasets, strict=True):
@@ -327,28 +203,29 @@ def build_accuracy_length_figure(runs: list[Run]) -> Figure:
         for index, (label, k, acc) in enumerate(mine):  # a colour per line of the panel
             ax.plot(*zip(*acc, strict=True), marker="o", ms=4, color=f"C{index % 10}",
                     ls=dashes[ks.index(k) % 4], label=f"{label}, {k} [mem]")
-        ax.axhline(THRESHOLD, ls="--", color="gray", label="capacity threshold 0.99")
-        _log2(ax)
-        ax.set(xlabel="text length (tokens)", ylabel="mean best accuracy (teacher-forced)",
-               ylim=(0, 1.03), title=f"accuracy vs length: {d}")
-        ax.legend(fontsize=7)
+        for at in sorted({figure_data.threshold(run, d) for run in runs}):
+            ax.axhline(at, ls="--", color="gray", label=f"capacity threshold {at:g}")
+        log2_axis(ax)
+        label_panel(ax, xlabel="text length (tokens)", ylabel="mean best accuracy (teacher-forced)",
+                        ylim=(0, 1.03), title=f"accuracy vs length: {d}")
     return fig
 
 
-def _kde(vals: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    h = 1.06 * vals.std(ddof=1) * len(vals) ** -0.2  # Silverman's rule
-    z = (grid[:, None] - vals[None, :]) / h
-    return np.exp(-0.5 * z**2).mean(axis=1) / (h * math.sqrt(2 * math.pi))
+def _analysis_panels(runs: list[Run], kind: str, keep: Callable[[dict], object]
+                     ) -> tuple[Figure, list[tuple[object, Run, dict]]]:
+    """A panel per analysis of this kind that `keep` accepts: (figure, [(ax, run, analysis)])."""
+    items = [(run, a) for run in runs for a in run.analyses(kind) if keep(a)]
+    if not items:
+        raise Skip(f"no {kind} analysis: run {kind}_<dataset>")
+    fig, axes = new_figure(len(items))
+    return fig, [(ax, run, a) for ax, (run, a) in zip(axes, items, strict=True)]
 
 
 def build_similarity_figure(runs: list[Run]) -> Figure:
     """Fig. 7: densities of cosine similarity, same text (intra) vs different texts (inter)."""
-    items = [(run, a) for run in runs for a in run.analyses("similarity")
-             if a.get("intra_cosine") or a.get("inter_cosine")]
-    if not items:
-        raise Skip("no similarity analysis: run similarity_<dataset>")
-    fig, axes = _figure(len(items))
-    for ax, (run, a) in zip(axes, items, strict=True):
+    fig, panels = _analysis_panels(
+        runs, "similarity", lambda a: a.get("intra_cosine") or a.get("inter_cosine"))
+    for ax, run, a in panels:
         sets = [(np.asarray(a.get(key) or [], dtype=float), name) for key, name in (
             ("intra_cosine", "same text (intra)"), ("inter_cosine", "different texts (inter)"))]
         allv = np.concatenate([v for v, _ in sets])
@@ -359,21 +236,17 @@ def build_similarity_figure(runs: list[Run]) -> Figure:
                 ax.hist(vals, bins=bins, density=True, alpha=0.4, color=f"C{i}",
                         label=f"{name}, n={len(vals)}")
             if len(vals) > 1 and vals.std() > 0:
-                ax.plot(grid, _kde(vals, grid), color=f"C{i}")
-        ax.set(xlabel="cosine similarity of [mem] vectors (unitless)", ylabel="density",
-               title=f"Fig. 7: {run.label}, {a.get('dataset', '?')}")
-        ax.legend(fontsize=7)
+                ax.plot(grid, kde(vals, grid), color=f"C{i}")
+        label_panel(ax, xlabel="cosine similarity of [mem] vectors (unitless)", ylabel="density",
+                        title=f"Fig. 7: {run.label}, {a.get('dataset', '?')}")
     return fig
 
 
 def build_interpolation_figure(runs: list[Run]) -> Figure:
     """Fig. 8: accuracy along lines between two solutions of one text, min/max envelopes."""
-    items = [(run, a) for run in runs for a in run.analyses("interpolation") if a.get("thetas")
-             and any(len(c) == len(a["thetas"]) for c in a.get("curves") or [])]
-    if not items:
-        raise Skip("no interpolation analysis: run interpolation_<dataset>")
-    fig, axes = _figure(len(items))
-    for ax, (run, a) in zip(axes, items, strict=True):
+    fig, panels = _analysis_panels(runs, "interpolation", lambda a: a.get("thetas") and any(
+        len(c) == len(a["thetas"]) for c in a.get("curves") or []))
+    for ax, run, a in panels:
         th = np.asarray(a["thetas"], dtype=float)
         curves = np.array([c for c in a["curves"] if len(c) == len(th)], dtype=float)
         for j, c in enumerate(curves):
@@ -384,17 +257,16 @@ def build_interpolation_figure(runs: list[Run]) -> Figure:
         ax.plot(th, curves.min(0), "--", color="C3", label="min")
         ax.plot(th, curves.max(0), "--", color="C2", label="max")
         ax.plot(th, curves.mean(0), color="k", lw=2, label="mean")
-        ax.set(xlabel="θ (0 = first solution, 1 = second)",
-               ylabel="teacher-forced accuracy (fraction of tokens)", ylim=(0, 1.03),
-               title=f"Fig. 8: {run.label}, {a.get('dataset', '?')}")
-        ax.legend(fontsize=7)
+        label_panel(ax, xlabel="θ (0 = first solution, 1 = second)",
+                        ylabel="teacher-forced accuracy (fraction of tokens)", ylim=(0, 1.03),
+                        title=f"Fig. 8: {run.label}, {a.get('dataset', '?')}")
     return fig
 
 
 def _writer(build: Callable[[list[Run]], Figure], name: str) -> Callable[..., list[Path]]:
     def write(runs: list[Run], out_dir: Path, formats: Sequence[str] = ("png",)) -> list[Path]:
         """Draw the figure into out_dir/<name>.<format>; raises Skip when its data is missing."""
-        return _save(build(runs), Path(out_dir), name, formats)
+        return save(build(runs), Path(out_dir), name, formats)
 
     write.__name__ = write.__qualname__ = f"fig_{name.split('_', 1)[1]}"
     return write

@@ -208,7 +208,7 @@ def full_disk_at(monkeypatch, n: int, partial: bool = True) -> None:
         calls.append(record["key"])
         if len(calls) == n:
             if partial:
-                line = json.dumps(record, sort_keys=True) + "\n"
+                line = json.dumps(record.to_json(), sort_keys=True) + "\n"
                 with open(self.path, "ab") as f:
                     f.write(line[: len(line) // 2].encode())
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))

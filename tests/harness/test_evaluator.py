@@ -10,6 +10,7 @@ from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.harness.records import RecordStore, read_records
 from cram_harness.reporting.console import Display
 from tests.conftest import record
+from tests.helpers import records_of
 
 TASKS = ["capacity_pg19", "token_gain_pg19", "info_gain_pg19"]
 
@@ -34,12 +35,6 @@ class Recorder(Display):
 
     def plan(self, lines):
         self.planned = lines
-
-
-def records_of(result):
-    from pathlib import Path
-
-    return list(read_records(Path(result["results_file"]).parent / "records.jsonl"))
 
 
 def test_tasks_of_a_dataset_share_one_sweep(tiny_model_dir, word_corpus, tmp_path):

@@ -213,6 +213,110 @@ def test_mem_scaling_ideal_line_and_band(tmp_path):
     assert "tokens" in ax.get_ylabel()
 
 
+def _edit(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _no_mem_scaling(data: dict) -> None:
+    data["results"] = {k: v for k, v in data["results"].items() if "mem_scaling" not in k}
+
+
+def _series(ax, label: str) -> list[float]:
+    (line,) = [ln for ln in ax.lines if ln.get_label() == label]
+    return list(line.get_ydata())
+
+
+def test_mem_scaling_from_sweeps_counts_with_the_tasks_threshold(tmp_path):
+    """Without mem_scaling results, capacity at each k comes from the sweeps' mean accuracy
+    with the capacity task's threshold (0.9 here), not the paper's 0.99."""
+    path = write_run(tmp_path, "tiny-a")
+
+    def change(data):
+        _no_mem_scaling(data)
+        data["configs"]["capacity_random"]["threshold"] = 0.9
+        (k2,) = [s for s in data["sweeps"] if s["n_mem"] == 2]
+        k2["mean_accuracy"]["32"] = 0.95  # decoded at 0.9, not at 0.99
+
+    _edit(path, change)
+    (ax,) = figures.build_mem_scaling_figure(load_runs(load_results([tmp_path]))).axes
+    assert _series(ax, "tiny-a (random)") == [16, 32]
+
+
+def test_mem_scaling_from_sweeps_reads_the_capacity_tasks_own_number(tmp_path):
+    """The capacity task reports its smallest k: Fig. 4 shows that number, as Fig. 1 does."""
+    path = write_run(tmp_path, "tiny-a")
+
+    def change(data):
+        _no_mem_scaling(data)
+        data["results"]["capacity_random"]["decoding_capacity,none"] = 8
+
+    _edit(path, change)
+    runs = load_runs(load_results([tmp_path]))
+    (ax,) = figures.build_mem_scaling_figure(runs).axes
+    assert _series(ax, "tiny-a (random)") == [8, 32]
+    (bars,) = figures.build_capacity_figure(runs).axes[0].containers
+    assert [b.get_height() for b in bars] == [8]
+
+
+def test_ce_line_without_info_gain_results_counts_full_vectors_by_the_tasks_threshold(tmp_path):
+    """No info_gain task in the results: the line is the mean information gain over the
+    records whose vector is full by the gains task's threshold (0.6 here, not 0.99)."""
+    path = write_run(tmp_path, "tiny-a")
+
+    def change(data):
+        del data["results"]["info_gain_random"]
+        data["configs"]["token_gain_random"]["threshold"] = 0.6
+        data["configs"]["capacity_random"]["threshold"] = 0.99
+
+    _edit(path, change)
+    for samples in path.parent.glob("samples_*.jsonl"):  # a gain that differs by accuracy
+        recs = [json.loads(line) for line in samples.read_text().splitlines()]
+        samples.write_text("".join(json.dumps({**r, "information_gain": 100 * r["best_accuracy"]})
+                                   + "\n" for r in recs))
+    (run,) = load_runs(load_results([tmp_path]))
+    (ax,) = figures.build_ce_figure([run]).axes
+    full = [r["information_gain"] for r in run.samples
+            if r["n_mem"] == 1 and r["best_accuracy"] <= 0.6]
+    assert 0 < len(full) < sum(r["n_mem"] == 1 and r["best_accuracy"] <= 0.99
+                               for r in run.samples)
+    (line,) = [ln for ln in ax.lines if ln.get_label().startswith("lossless threshold")]
+    assert line.get_xdata()[0] == pytest.approx(sum(full) / len(full))
+    assert "full-vector samples" in line.get_label()
+
+
+def test_accuracy_length_draws_the_tasks_threshold(tmp_path):
+    path = write_run(tmp_path, "tiny-a")
+    _edit(path, lambda data: data["configs"]["capacity_random"].update(threshold=0.9))
+    (ax,) = figures.build_accuracy_length_figure(load_runs(load_results([tmp_path]))).axes
+    assert "capacity threshold 0.9" in _legend(ax)
+    (fig1,) = figures.build_capacity_figure(load_runs(load_results([tmp_path]))).axes
+    assert fig1.get_title().endswith("(mean accuracy ≥ 0.9)")
+
+
+def test_mem_scaling_band_is_the_spread_of_decoded_tokens_at_capacity(tmp_path):
+    """The ±1 std band: mean ± sample std of best accuracy x L over the usable records at
+    each k's capacity length; a NaN/inf record is not one of them."""
+    path = write_run(tmp_path, "tiny-a", n_samples=3)
+    samples = sorted(path.parent.glob("samples_capacity_*.jsonl"))[0]
+    recs = [json.loads(line) for line in samples.read_text().splitlines()]
+    for i, r in enumerate(recs):  # below capacity at k=1 (16 tokens): 0.5, 0.75 and 1.0
+        if r["n_mem"] == 1 and r["length"] == 16:
+            r["best_accuracy"] = (0.5, 0.75, 1.0)[i % 3]
+    recs.append({**recs[0], "key": "faulty", "n_mem": 1, "length": 16, "best_accuracy": 0.0,
+                 "numerical_fault": True})
+    samples.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (run,) = load_runs(load_results([tmp_path]))
+    (ax,) = figures.build_mem_scaling_figure([run]).axes
+    (band,) = [c for c in ax.collections if "std" in c.get_label()]
+    low = band.get_paths()[0].vertices[:, 1].min()
+    decoded = [8.0, 12.0, 16.0]
+    mean = sum(decoded) / 3
+    std = (sum((d - mean) ** 2 for d in decoded) / 2) ** 0.5
+    assert low == pytest.approx(mean - std)
+
+
 def test_eq1_figure(tmp_path):
     write_run(tmp_path, "tiny-a", datasets=("random", "pg19"))
     ax, ax2 = figures.build_eq1_figure(load_runs(load_results([tmp_path]))).axes

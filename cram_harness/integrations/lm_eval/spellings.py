@@ -6,6 +6,7 @@ Nothing here imports torch."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from cram_harness.errors import CramError
 
@@ -43,8 +44,10 @@ def is_true(value: object) -> bool:
     return value is True or str(value).lower() in ("true", "1", "yes")
 
 
-def parse_key_values(text: str | None, option: str) -> dict[str, str]:
-    """`key=value,key=value` (lm-eval's --model_args, --wandb_args, --hf_hub_log_args)."""
+def parse_key_values(text: str | None, option: str,
+                     known: Sequence[str] | None = None) -> dict[str, str]:
+    """`key=value,key=value` (lm-eval's --model_args, --wandb_args, --hf_hub_log_args); with
+    `known`, a key outside it is one line naming the keys cram-eval reads."""
     if not text:
         return {}
     pairs = {}
@@ -53,6 +56,9 @@ def parse_key_values(text: str | None, option: str) -> dict[str, str]:
         if not eq or not key.strip():
             raise CramError(f"{option} takes key=value pairs separated by commas, got {item!r}")
         pairs[key.strip()] = value.strip()
+    unknown = sorted(set(pairs) - set(known)) if known is not None else []
+    if unknown:
+        raise CramError(f"{option} has no key {unknown[0]!r}: cram-eval reads {', '.join(known)}")
     return pairs
 
 
@@ -62,11 +68,7 @@ def model_args(models: str | None, text: str | None) -> tuple[str, dict[str, str
     of the same meaning."""
     from cram_harness.models.load import hub_spec
 
-    given = parse_key_values(text, "--model_args")
-    unknown = sorted(set(given) - set(MODEL_ARGS))
-    if unknown:
-        raise CramError(f"--model_args has no key {unknown[0]!r}: cram-eval reads "
-                        f"{', '.join(MODEL_ARGS)}")
+    given = parse_key_values(text, "--model_args", known=list(MODEL_ARGS))
     options = {MODEL_ARGS[k]: v for k, v in given.items() if k not in ("pretrained", "revision")}
     pretrained = given.get("pretrained")
     if pretrained and models not in (None, "hf", "cram"):
