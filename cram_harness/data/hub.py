@@ -47,6 +47,10 @@ class HFDataset(StreamedSource):
                 ) from exc
             if isinstance(exc, ValueError):  # a wrong config or split name
                 raise CramError(f"could not load dataset {self.repo!r}: {detail}") from exc
+            if "scripts are no longer supported" in detail:  # datasets >= 4 runs no code
+                raise CramError(f"dataset {self.repo!r} is a loading script, which is never run: "
+                                "use a dataset of data files (parquet, json, csv, text), or "
+                                "--data-files PATH") from exc
             raise
 
     def _iter(self, seed: int) -> Iterator[SourceText]:

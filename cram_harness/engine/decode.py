@@ -122,7 +122,7 @@ def greedy_decode(
     A plain argmax loop rather than `generate`: the model's generation config may add logits
     processors (a repetition penalty, EOS held back by a minimum length) that would make
     "greedy" mean something else than the argmax teacher-forced accuracy is scored by
-    (tests/test_adapter.py checks it against `generate` where the two must agree)."""
+    (tests/engine/test_adapter.py checks it against `generate` where the two must agree)."""
     embed = model.get_input_embeddings()
     embeds = embed(seed_ids)
     if mem is not None:

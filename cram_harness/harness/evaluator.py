@@ -14,9 +14,7 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from cram_harness import metrics
 from cram_harness.errors import CramError
 from cram_harness.harness.analyses import run_analysis, run_estimate
 from cram_harness.harness.distributed import Rank, from_environment
@@ -86,6 +84,7 @@ def _load_sources(task_cfgs: list[TaskConfig], settings: RunSettings) -> dict[st
 
 def _evaluate_model(spec: str, names: list[str], task_cfgs: list[TaskConfig], sources: dict,
                     settings: RunSettings, display: Display, rank: Rank) -> dict:
+    from cram_harness.models.info import model_info
     from cram_harness.models.load import load_model
 
     started = time.time()
@@ -128,23 +127,6 @@ def _evaluate_model(spec: str, names: list[str], task_cfgs: list[TaskConfig], so
     del model
     _free_accelerator_memory()
     return results
-
-
-def model_info(model: Any, tokenizer: Any) -> dict:
-    from cram_harness.integrations.peft import base_fingerprint
-    from cram_harness.models.load import CHECKPOINTS
-    from cram_harness.models.tokens import adds_bos, context_length
-
-    fp = base_fingerprint(model)
-    spec = getattr(model, "cram_spec", "")
-    return {
-        "checkpoint": CHECKPOINTS.get(spec, spec),
-        "model_type": fp["model_type"], "d_model": fp["d_model"], "vocab_size": fp["vocab_size"],
-        "num_layers": fp["num_layers"], "context_length": context_length(model),
-        "adds_bos": adds_bos(tokenizer),
-        "eq1_capacity": metrics.theoretical_capacity(fp["d_model"], fp["vocab_size"]),
-        "dtype": str(model.dtype).replace("torch.", ""),
-    }
 
 
 def _free_accelerator_memory() -> None:

@@ -26,6 +26,7 @@ from cram_harness import schemas
 from cram_harness.atomic import atomic_dir
 from cram_harness.engine.decode import cache_argument
 from cram_harness.errors import CramError
+from cram_harness.models.info import base_fingerprint
 from cram_harness.models.tokens import context_length
 
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -46,17 +47,6 @@ def quiet_peft_warnings() -> None:
 
 
 quiet_peft_warnings()  # imported by every adapter export, load and decode
-
-
-def base_fingerprint(model: Any) -> dict[str, Any]:
-    """What an adapter must match: the shapes that give its vectors a meaning."""
-    cfg = getattr(model.config, "get_text_config", lambda: model.config)()
-    return {
-        "model_type": cfg.model_type,
-        "d_model": int(model.get_input_embeddings().weight.shape[1]),
-        "vocab_size": int(cfg.vocab_size),
-        "num_layers": int(getattr(cfg, "num_hidden_layers", 0) or 0),
-    }
 
 
 def base_model_source(model: Any) -> tuple[str | None, str | None]:

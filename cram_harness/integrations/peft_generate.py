@@ -9,7 +9,8 @@ every version, at the cost of a whole forward pass per token.
 `fix_peft_generate(peft_model)` shows PEFT the cache under both names while PEFT's own step
 runs, and hands the model the new name alone. Where transformers still says
 `past_key_values`, or a PEFT release reads `cache`, it changes nothing. Remove it when PEFT
-decodes right by itself: tests/test_peft_generate.py's strict expected failure says when.
+decodes right by itself: the strict expected failure in
+tests/integrations/test_peft_generate.py says when.
 """
 
 from __future__ import annotations

@@ -670,8 +670,8 @@ def test_task_yaml_python_tags_never_run(where, tmp_path, capsys):
 
 def test_a_dataset_loading_script_never_runs(tmp_path):
     """A dataset repo may carry a loading script, which `datasets` runs where remote code is
-    trusted (before datasets 4 it ran unless told not to). Loading one must not run it: the
-    script here creates a marker file at import."""
+    trusted (before datasets 3 it ran unless told not to). Loading one must not run it, and
+    says so in one line: the script here creates a marker file at import."""
     from cram_harness.data import HFDataset
 
     marker = tmp_path / "pwned"
@@ -679,10 +679,8 @@ def test_a_dataset_loading_script_never_runs(tmp_path):
     repo.mkdir()
     (repo / "books.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     (repo / "books.jsonl").write_text('{"text": "One. Two. Three."}\n')
-    try:
+    with pytest.raises(CramError, match="loading script, which is never run"):
         HFDataset(str(repo), split="train").texts(1, 0)
-    except (CramError, RuntimeError):  # datasets >= 4: "Dataset scripts are no longer supported"
-        pass
     assert not marker.exists()
 
 
