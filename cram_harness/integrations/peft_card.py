@@ -7,6 +7,14 @@ import textwrap
 
 # `use_cache=False`: PEFT (<= 0.21.2) misses the KV cache transformers >= 5.24 renamed, and
 # its cached generate then decodes another text (integrations/peft_generate.py).
+# Both snippets end alike: n new tokens, greedy, from the seed token the text began with.
+_DECODE = '''\
+n = info["num_new_tokens"]
+out = model.generate(input_ids=torch.tensor([info["seed_token_ids"]]), do_sample=False,
+                     min_new_tokens=n, max_new_tokens=n, use_cache=False)
+print(tokenizer.decode(out[0]))
+```'''
+
 LOAD_AND_DECODE = '''\
 ```python
 import json, torch
@@ -18,11 +26,7 @@ repo = "REPO"  # this adapter: a Hub repo or a local directory
 model = AutoPeftModelForCausalLM.from_pretrained(repo)  # loads the base model too
 tokenizer = AutoTokenizer.from_pretrained(model.peft_config["default"].base_model_name_or_path)
 info = json.load(open(hf_hub_download(repo, "cram.json")))  # or the local cram.json
-n = info["num_new_tokens"]
-out = model.generate(input_ids=torch.tensor([info["seed_token_ids"]]), do_sample=False,
-                     min_new_tokens=n, max_new_tokens=n, use_cache=False)
-print(tokenizer.decode(out[0]))
-```'''
+''' + _DECODE
 
 # An offline alias or GGUF file is no Hub id: cram-harness loads the base model.
 LOAD_LOCAL_BASE_AND_DECODE = '''\
@@ -32,13 +36,9 @@ import cram_harness
 from peft import PeftModel
 
 model, tokenizer = cram_harness.load_model("SPEC")
-peft_model = PeftModel.from_pretrained(model, "DIR")  # this adapter's directory
+model = PeftModel.from_pretrained(model, "DIR")  # this adapter's directory
 info = json.load(open("DIR/cram.json"))
-n = info["num_new_tokens"]
-out = peft_model.generate(input_ids=torch.tensor([info["seed_token_ids"]]), do_sample=False,
-                          min_new_tokens=n, max_new_tokens=n, use_cache=False)
-print(tokenizer.decode(out[0]))
-```'''
+''' + _DECODE
 
 WHICH_GENERATE = """\
 Which `generate` call decodes the text: `use_cache=False`, as above, on every transformers
