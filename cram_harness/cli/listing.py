@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import click
 
+from cram_harness.cli.options import include_path
+
 
 @click.command("ls")
 @click.argument("what", type=click.Choice(["tasks", "models", "data"]), metavar="WHAT")
-@click.option("--include-path", multiple=True, help="Extra directory of task YAML.")
-def ls(what: str, include_path) -> None:
+@include_path
+def ls(what: str, include_path: tuple[str, ...]) -> None:
     """List registered tasks (and groups), model aliases, or data sources.
 
     WHAT is one of tasks, models, data."""

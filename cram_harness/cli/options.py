@@ -1,6 +1,6 @@
 """The options several commands share, each written once: the engine's (`EngineSettings`'
-fields: `run` and `export`) and the model's device and weights (`run`, `export`, `decode`);
-and the parsers of the options that are lists."""
+fields: `run` and `export`), the model's device and weights (`run`, `export`, `decode`) and
+the task folders (`run`, `ls`); and the parsers of the options that are lists."""
 
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ MODEL_OPTIONS = (
     click.option("--dtype", default="auto", show_default=True,
                  help="The weights: auto (fp32, the paper's), fp32, bf16, fp16."),
 )
+
+
+# `run` reads tasks from it, `ls tasks` lists them
+include_path = click.option("--include-path", multiple=True,
+                            help="Extra directory of task YAML.")
 
 
 def _all(options: tuple[Callable, ...]) -> Callable[[Callable], Callable]:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from cram_harness.cli.options import batch_size, engine_options, engine_settings, ints
-from cram_harness.cli.options import model_options as model_options_
+from cram_harness.cli.options import (
+    batch_size,
+    engine_options,
+    engine_settings,
+    include_path,
+    ints,
+    model_options,
+)
 from cram_harness.protocols import PROTOCOLS
 
 SIGNALS: list[int] = []  # SIGINT/SIGTERM received (cli.main); the progress display checks it
@@ -26,7 +32,7 @@ SIGNALS: list[int] = []  # SIGINT/SIGTERM received (cli.main); the progress disp
 @click.option("--mem-tokens", help="Numbers of [mem] vectors, e.g. 1,2,4 (default: the task's).")
 @click.option("--batch-size", default="auto", show_default=True,
               help="Texts optimized together; auto: as many as the free memory holds.")
-@model_options_
+@model_options
 @engine_options
 @click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="paper",
               show_default=True,
@@ -42,7 +48,7 @@ SIGNALS: list[int] = []  # SIGINT/SIGTERM received (cli.main); the progress disp
                                    ".txt/.jsonl/.csv/.parquet file.")
 @click.option("--output-path", default="results", show_default=True,
               help="Results go to OUTPUT_PATH/<model>/ (records, results, samples).")
-@click.option("--include-path", multiple=True, help="Extra directory of task YAML.")
+@include_path
 @click.option("--trust-remote-code", is_flag=True, help="Allow model code from the hub.")
 @click.option("--wandb-args", metavar="KEY=VALUE,...",
               help="Also log the results to Weights & Biases (wandb.init's arguments, e.g. "
