@@ -137,3 +137,24 @@ def test_export_refuses_bad_text_files(tiny_model_dir, tmp_path, content):
                      "--out", str(tmp_path / "a"))
     assert proc.returncode == 2 and proc.stderr.startswith("error:")
     assert not (tmp_path / "a").exists()
+
+
+def test_run_and_export_offer_every_engine_setting_once():
+    from cram_harness.cli import cli
+    from cram_harness.harness.settings import EngineSettings
+
+    fields = set(EngineSettings.__dataclass_fields__)
+    for command in ("run", "export"):
+        names = {p.name for p in cli.commands[command].params}
+        assert fields <= names, (command, fields - names)
+
+
+def test_export_takes_the_engine_levers_a_run_takes(tiny_model_dir, tmp_path):
+    (tmp_path / "text.txt").write_text("she was at the")
+    proc = cram_eval("export", "--model", tiny_model_dir, "--text", str(tmp_path / "text.txt"),
+                     "--out", str(tmp_path / "a"), "--max-steps", "3", "--temperature", "0.5",
+                     "--subspace", "8", "--seed", "7")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "a" / "cram.json").read_text())["config"]
+    assert (config["temperature"], config["subspace"], config["seed"], config["max_steps"]) == \
+        (0.5, 8, 7, 3)
