@@ -106,7 +106,7 @@ class RunSettings(EngineSettings):
         if limit is not None and not (0 < limit < 1 or (limit >= 1 and limit == int(limit))):
             raise CramError(f"--limit must be a number of texts or a fraction in (0, 1), got "
                             f"{limit}")
-        self.rules  # noqa: B018 - an unknown protocol is one line
+        protocol(self.protocol)  # an unknown protocol is one line
         super().check(spelling)
         check_options({"batch_size": self.batch_size, "past_capacity": self.past_capacity,
                        "stop_below": self.stop_below}, spelling)
