@@ -8,7 +8,7 @@ fast: a text climbs to the next length only while it stays lossless, warm-starte
 max: climbs as fast does, while greedy decoding is exact, with a second start where a text
   loses a length, and the levers later work found (SPEC section 3) unless the user set them.
 
-The harness runs them, results/ names their numbers, cli.py offers `PROTOCOLS`' keys.
+The harness runs them, results/ names their numbers, cli/run.py offers `PROTOCOLS`' keys.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ MAX = Protocol("max", "climbs while greedy decoding is exact, with a second star
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (PAPER, FAST, MAX)}
 
 
-def protocol(name: str | None) -> Protocol:
+def protocol_named(name: str | None) -> Protocol:
     """The protocol of a name (None: a file from before protocols, the paper's)."""
     if name is None:
         return PAPER

@@ -6,11 +6,11 @@ are made from these fields."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from cram_harness.errors import CramError
-from cram_harness.protocols import PAPER, Protocol, protocol
+from cram_harness.protocols import PAPER, Protocol, protocol_named
 from cram_harness.validation import check_options, cli_flag
 
 # The engine options a user may give, checked by validation.RULES; None: the protocol's or
@@ -18,7 +18,7 @@ from cram_harness.validation import check_options, cli_flag
 TUNABLE = ("max_steps", "lr", "min_margin", "temperature", "subspace")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EngineSettings:
     """The optimizer's settings a user gives; `config` resolves them for one model."""
 
@@ -62,7 +62,7 @@ class EngineSettings:
             raise CramError(f"bad engine setting: {exc}") from exc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunSettings(EngineSettings):
     """Everything a user can set for a run; written into the results file."""
 
@@ -80,13 +80,9 @@ class RunSettings(EngineSettings):
     trust_remote_code: bool = False
     protocol: str = "paper"  # a key of protocols.PROTOCOLS
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
     @property
     def rules(self) -> Protocol:
-        return protocol(self.protocol)
+        return protocol_named(self.protocol)
 
     def samples(self, task_samples: int) -> int:
         """Texts per length for a task of `task_samples`: --limit's number or share of them."""
@@ -106,7 +102,7 @@ class RunSettings(EngineSettings):
         if limit is not None and not (0 < limit < 1 or (limit >= 1 and limit == int(limit))):
             raise CramError(f"--limit must be a number of texts or a fraction in (0, 1), got "
                             f"{limit}")
-        protocol(self.protocol)  # an unknown protocol is one line
+        protocol_named(self.protocol)  # an unknown protocol is one line
         super().check(spelling)
         check_options({"batch_size": self.batch_size, "past_capacity": self.past_capacity,
                        "stop_below": self.stop_below}, spelling)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from cram_harness.results.record import SampleRecord
+
 
 class Display:
     """No-op hooks; subclass and override what you want to show."""
@@ -19,7 +21,7 @@ class Display:
     def length_start(self, label: str, length: int, todo: int, cached: int,
                      max_steps: int) -> None: ...
     def step(self, info: Any) -> None: ...
-    def sample_done(self, record: dict) -> None: ...
+    def sample_done(self, record: SampleRecord) -> None: ...
     def length_done(self, label: str, length: int, mean_accuracy: float) -> None: ...
     def warn(self, message: str) -> None: ...
     def close(self) -> None: ...
@@ -120,7 +122,7 @@ class RichDisplay(Display):
         self.progress.update(self._bar, completed=done, total=done + left, left=seconds,
                              status=f"step {info.step}, acc {info.best_accuracy:.2f}")
 
-    def sample_done(self, record: dict) -> None:
+    def sample_done(self, record: SampleRecord) -> None:
         if self._bar is not None:
             self._done += 1
             self.progress.update(self._bar, texts=self._texts())

@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterator
 
 from cram_harness import metrics
+from cram_harness.protocols import PROTOCOLS
 from cram_harness.reporting.runs import Run
+from cram_harness.results.record import SampleRecord
 
 # The task kinds whose `threshold` says what counts as decoded: capacity's, and the gains'
 # (a "full" vector is one at or below it). Each question asks its own kinds first.
@@ -26,22 +28,23 @@ def value(values: dict, metric: str) -> float | None:
     return float(v) if ok else None
 
 
+def names(metric: str) -> list[str]:
+    """The names a metric is reported under: the paper's first, then the climbs' own."""
+    return list(dict.fromkeys(p.metric_name(metric) for p in PROTOCOLS.values()))
+
+
 def either(values: dict, metric: str) -> float | None:
-    """A metric under the paper's name, else under a progressive protocol's own."""
-    found = value(values, metric)
-    return found if found is not None else value(values, f"progressive_{metric}")
+    """A metric under the paper's name, else under a climbing protocol's own."""
+    return next((value(values, n) for n in names(metric) if f"{n},none" in values), None)
 
 
 def capacity(values: dict, suffix: str = "") -> float | None:
-    """The capacity of a results entry: the paper's, or a progressive protocol's own."""
-    for name in (f"decoding_capacity{suffix}", f"progressive_capacity{suffix}"):
-        if f"{name},none" in values:
-            return value(values, name)
-    return None
+    """The capacity of a results entry: the paper's, or a climbing protocol's own."""
+    return either(values, f"decoding_capacity{suffix}")
 
 
 def has_capacity(values: dict) -> bool:
-    return any(k in values for k in ("decoding_capacity,none", "progressive_capacity,none"))
+    return any(f"{n},none" in values for n in names("decoding_capacity"))
 
 
 def threshold(run: Run, dataset: str | None = None, kinds: tuple[str, ...] = CAPACITY_KINDS
@@ -63,7 +66,7 @@ def threshold_text(runs: list[Run]) -> str:
     return f"{found.pop():g}" if len(found) == 1 else "each task's threshold"
 
 
-def info_gain(run: Run, recs: list[dict]) -> tuple[float, str] | None:
+def info_gain(run: Run, recs: list[SampleRecord]) -> tuple[float, str] | None:
     """The model's mean information gain (nats): its info_gain tasks' results, pooled by their
     number of full vectors; else over the records' full vectors, each dataset's by its own
     threshold."""
@@ -82,7 +85,8 @@ def scaling_series(run: Run) -> Iterator[tuple[str, dict[int, float | None]]]:
     found = False
     for _, values, dataset in run.tasks("mem_scaling"):
         caps = {int(m[2]): capacity(values, f"_k{m[2]}") for key in values
-                if (m := re.fullmatch(r"(decoding|progressive)_capacity_k(\d+),none", key))}
+                if (m := re.fullmatch(r"(\w+)_k(\d+),none", key))
+                and m[1] in names("decoding_capacity")}
         if caps:
             found = True
             yield dataset, caps

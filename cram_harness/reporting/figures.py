@@ -28,6 +28,7 @@ from cram_harness.reporting.plotting import (
     save,
 )
 from cram_harness.reporting.runs import Run
+from cram_harness.results.record import SampleRecord
 
 __all__ = ["FIGURES", "Skip", "make_figures"]
 
@@ -51,7 +52,7 @@ def build_capacity_figure(runs: list[Run]) -> Figure:
     return fig
 
 
-def _ce_records(run: Run) -> tuple[int, list[dict]] | None:
+def _ce_records(run: Run) -> tuple[int, list[SampleRecord]] | None:
     """(k, records) of a run's CE panel: usable records with both losses, at its smallest k."""
     recs = [r for r in run.samples if r.usable and all(
         isinstance(r.get(k), int | float) for k in ("base_loss", "min_loss", "num_tokens"))]

@@ -92,7 +92,7 @@ def read_samples(results: dict) -> list[SampleRecord]:
                 rec = SampleRecord.from_json(json.loads(line))
             except (json.JSONDecodeError, TypeError, AttributeError):
                 continue
-            seen.setdefault(rec.key, rec)
+            seen.setdefault(rec.key or line, rec)
     return list(seen.values())
 
 

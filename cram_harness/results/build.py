@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from cram_harness import metrics
-from cram_harness.protocols import PAPER, Protocol, protocol
+from cram_harness.protocols import PAPER, Protocol, protocol_named
 from cram_harness.results.record import SampleRecord
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def build_results(*, spec, task_cfgs, sweeps, store, model_info, settings, timin
                   ) -> tuple[dict, dict[str, list[dict]]]:
     """The results file's content and each task's sample records (`groups`: the groups the
     user asked for, each with its member tasks)."""
-    rules = protocol(settings.get("protocol"))
+    rules = protocol_named(settings.get("protocol"))
     results, configs, versions, n_samples, higher, samples = {}, {}, {}, {}, {}, {}
     full_vectors: dict[str, dict[str, int]] = {}
     for task in task_cfgs:

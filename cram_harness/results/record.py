@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from cram_harness.metrics import LOSSLESS_THRESHOLD
@@ -25,8 +26,11 @@ def record_key(model: str, text_sha256: str, length: int, n_mem: int, optimizer:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class SampleRecord(Mapping):
+    """Equal to another record, or a dict, with the same JSON form (`Mapping`'s equality);
+    `json.dumps` takes `to_json()`, not the record."""
+
     key: str = ""  # "" where the record is not kept in a file (lm-eval's per-request lines)
     length: int  # L, the crammed tokens (BOS included where the tokenizer adds one)
     best_accuracy: float
@@ -58,6 +62,10 @@ class SampleRecord(Mapping):
 
     def to_json(self) -> dict[str, Any]:
         """The line: what was read, with the fields set since (a default is not written)."""
+        return dict(self._json)
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:  # frozen: made once
         out = dict(self.other)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -92,10 +100,10 @@ class SampleRecord(Mapping):
 
     # read-only mapping over the JSON form
     def __getitem__(self, name: str) -> Any:
-        return self.to_json()[name]
+        return self._json[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.to_json())
+        return iter(self._json)
 
     def __len__(self) -> int:
-        return len(self.to_json())
+        return len(self._json)

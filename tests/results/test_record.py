@@ -45,3 +45,10 @@ def test_the_shared_rules(best, greedy, fault, lossless, exact):
     assert rec.usable is not fault
     assert (rec.lossless, rec.exact) == (lossless, exact)
     assert rec.is_full() is (best <= 0.99) and rec.is_full(threshold=0.9) is (best <= 0.9)
+
+
+def test_records_are_equal_when_their_lines_are():
+    rec = SampleRecord.from_json(OLD_LINE)
+    assert rec == OLD_LINE and rec == SampleRecord.from_json(dict(OLD_LINE))
+    assert rec != SampleRecord.from_json({**OLD_LINE, "n_mem": 2})  # a field it only carries
+    assert rec.replace(best_accuracy=0.5)["best_accuracy"] == 0.5

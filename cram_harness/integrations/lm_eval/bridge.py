@@ -153,14 +153,17 @@ class CramLM(HFLM):
                  dtype: str = "auto", cram_batch_size: int = 8, revision: str | None = None,
                  trust_remote_code: bool = False, **kwargs: Any) -> None:
         import torch
+        from lm_eval.utils import handle_arg_string
 
         from cram_harness.harness.settings import EngineSettings
         from cram_harness.integrations.lm_eval.spellings import is_true
         from cram_harness.models.load import hub_spec, load_model
 
-        # before any work: a bad setting is one line naming it as the user spelled it
-        self.engine = EngineSettings(**{name: kwargs.pop(name) for name in list(kwargs)
-                                        if name in EngineSettings.__dataclass_fields__})
+        # before any work: a bad setting is one line naming it as the user spelled it (a
+        # model_args dict may hold strings, which lm-eval's own parser would have converted)
+        self.engine = EngineSettings(**{
+            name: handle_arg_string(v) if isinstance(v := kwargs.pop(name), str) else v
+            for name in list(kwargs) if name in EngineSettings.__dataclass_fields__})
         self.engine.check(spelling=lambda name: f"{name}=")
         if device is None or (device.startswith("cuda") and not torch.cuda.is_available()):
             device = "auto"  # lm-eval's CLI defaults to cuda:0
@@ -173,6 +176,7 @@ class CramLM(HFLM):
         with _without_log_line(HFLM_LOGGER, NOT_A_STR):  # a loaded model is our design
             super().__init__(pretrained=model, tokenizer=tokenizer, **kwargs)
         self.spec = spec
+        self.engine.options(self.base_model, 1)  # a bad autocast= fails now, not at a request
         self.cram_batch_size = int(cram_batch_size)
 
     def cram(self, requests: list[Instance]) -> list[str]:
