@@ -22,10 +22,14 @@ def readme_cram_eval_commands() -> list[list[str]]:
             for part in line.strip().split(" && ") if part.startswith("cram-eval ")]
 
 
+# One torch thread: the job shares CI's two cores with the other test worker from the start
+# (conftest runs it first), and two threads that spin while they wait made it crawl there
+# (18 min against 9 alone). Alone, 40 steps of it took 100 s on one thread, 95 s on two
+# (AMD EPYC, 2 cores, 2026-12-05), so one thread costs it almost nothing.
 def cram_eval(args: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cram_harness", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "80"})
+                          env={**os.environ, "COLUMNS": "80", "OMP_NUM_THREADS": "1"})
 
 
 def test_the_main_job_fills_table_1_and_the_report_draws_it(tmp_path):
