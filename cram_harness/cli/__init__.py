@@ -23,7 +23,7 @@ from cram_harness.errors import CramError
 
 class DefaultRunGroup(click.Group):
     """`cram-eval --model ...` means `cram-eval run --model ...` (lm-eval's habit), and a run
-    takes lm-eval's spellings of its options (lm_eval_spellings.py)."""
+    takes lm-eval's spellings of its options (integrations/lm_eval/spellings.py)."""
 
     def parse_args(self, ctx, args):
         from cram_harness.integrations.lm_eval.spellings import normalize
