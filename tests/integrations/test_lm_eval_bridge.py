@@ -296,3 +296,21 @@ def test_smollm2_alias_with_a_mem_prefix_in_lm_eval(tmp_path):
     logp = text_logits(model, ids, torch.ones_like(ids), result.memory[None]).log_softmax(-1)[0]
     expected = sum(float(logp[len(ctx) - 1 + j, t]) for j, t in enumerate(cont))
     assert got == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.versions
+def test_the_cram_model_takes_cram_evals_engine_settings(tiny_model_dir):
+    """`--model cram` reads the same EngineSettings as `cram-eval run`: the levers reach the
+    engine's config, strings from a model_args dict are read as lm-eval reads them, and a
+    setting that makes no sense is one line before any request."""
+    from cram_harness.integrations.lm_eval.bridge import CramLM
+
+    lm = CramLM(tiny_model_dir, device="cpu", lr="0.3", temperature=0.5, subspace="8",
+                checkpointing="true")
+    config = lm.engine.config(lm.base_model, 2)
+    assert (config.n_mem, config.lr, config.temperature, config.subspace,
+            config.checkpointing) == (2, 0.3, 0.5, 8, True)
+    with pytest.raises(CramError, match="^lr= is nan"):
+        CramLM(tiny_model_dir, device="cpu", lr=float("nan"))
+    with pytest.raises(CramError, match="unknown autocast 'fp8'"):
+        CramLM(tiny_model_dir, device="cpu", autocast="fp8")
