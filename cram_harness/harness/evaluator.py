@@ -10,7 +10,6 @@ task of the model is done.
 from __future__ import annotations
 
 import gc
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +22,7 @@ from cram_harness.harness.plan import (
     plan_sweeps,
     planned_lengths,
     runs_to_do,
+    source_key,
     source_spec,
 )
 from cram_harness.harness.records import RecordStore
@@ -74,7 +74,7 @@ def _load_sources(task_cfgs: list[TaskConfig], settings: RunSettings) -> dict[st
     limit = max(settings.samples(t.num_samples) for t in task_cfgs)
     for task in task_cfgs:
         spec = source_spec(task, settings)
-        key = json.dumps(spec, sort_keys=True)
+        key = source_key(spec)
         if key not in loaded:
             loaded[key] = make_source(spec).texts(limit=limit, seed=settings.seed)
             if not loaded[key]:

@@ -59,11 +59,16 @@ class Sweep:
 
     @property
     def source_key(self) -> str:
-        return json.dumps(self.source, sort_keys=True)
+        return source_key(self.source)
 
     def length_of(self, seed: int, text_id: str, length: int) -> int:
         """The length a text runs at: the grid's, or its own draw (sampling: uniform)."""
         return drawn_length(seed, text_id, length) if self.sampling == "uniform" else length
+
+
+def source_key(source: dict) -> str:
+    """One key per data source, whatever the order of its options: its texts load once."""
+    return json.dumps(source, sort_keys=True)
 
 
 def source_spec(task: TaskConfig, settings: RunSettings) -> dict:
@@ -95,8 +100,7 @@ def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Swee
             "estimate" if task.kind == "capacity_estimate" else "sweep"
         for k in settings.mem_tokens or task.mem_tokens:
             for restart in range(task.restarts) if analysis else range(1):
-                key = (task.dataset, json.dumps(source, sort_keys=True), sampling, k, group,
-                       restart)
+                key = (task.dataset, source_key(source), sampling, k, group, restart)
                 sweep = sweeps.setdefault(key, Sweep(
                     task.dataset, source, k, sorted(set(lengths)), n,
                     past if group == "sweep" else 0, floor if group == "sweep" else 0.0,
