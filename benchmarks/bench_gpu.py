@@ -41,7 +41,7 @@ from cram_harness.engine.adapter import compute_precision, init_memory
 from cram_harness.engine.batching import auto_batch_size
 from cram_harness.engine.loop import CramConfig, cram_batch
 from cram_harness.engine.measure import text_stats
-from cram_harness.engine.run import cram_token_ids, decode_group
+from cram_harness.engine.schedule import cram_token_ids, decode_group
 
 WARMUP = 2
 

@@ -1,5 +1,5 @@
 """The Python API: `cram(model_or_spec, texts, ...) -> list[CramResult]`, and decoding an
-adapter back to its text. The engine (`cram_harness.engine.run`) does the work."""
+adapter back to its text. The engine (`cram_harness.engine.schedule`) does the work."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from cram_harness.engine import run
-from cram_harness.engine.adapter import compute_precision
+from cram_harness.engine import schedule
+from cram_harness.engine.adapter import compute_precision, weights_refused
 from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig, StepInfo
 from cram_harness.errors import CramError
@@ -22,11 +22,11 @@ from cram_harness.validation import check_engine_options
 
 
 @dataclass
-class CramResult(run.CramResult):
-    """One crammed text (`engine.run.CramResult`) that can save itself as a PEFT adapter."""
+class CramResult(schedule.CramResult):
+    """One crammed text (`engine.schedule.CramResult`) that can save itself as a PEFT adapter."""
 
     @classmethod
-    def of(cls, result: run.CramResult) -> CramResult:
+    def of(cls, result: schedule.CramResult) -> CramResult:
         return cls(**{f.name: getattr(result, f.name) for f in fields(result)})
 
     def save_adapter(self, path: str | os.PathLike) -> Path:
@@ -68,6 +68,9 @@ def cram(
         model = model_or_spec
         if tokenizer is None:
             raise CramError("pass tokenizer= when giving a loaded model to cram()")
+        refused = weights_refused(model)
+        if refused:
+            raise CramError(refused)
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:
         raise CramError("no texts given to cram")
@@ -84,11 +87,11 @@ def cram(
     token_lists = [encode_text(tokenizer, t, max_tokens) for t in texts]
     check_tokens_fit(model, n_mem, token_lists)
 
-    def result(i: int, res: run.CramResult) -> None:
+    def result(i: int, res: schedule.CramResult) -> None:
         if on_result is not None:
             on_result(i, CramResult.of(res))
 
-    return [CramResult.of(r) for r in run.cram_token_ids(
+    return [CramResult.of(r) for r in schedule.cram_token_ids(
         model, token_lists, config, batch_size=batch_size, init=init, on_step=on_step,
         on_result=result, max_tokens=max_tokens)]
 
@@ -128,4 +131,4 @@ def decode_adapter(path: str | os.PathLike, model: Any = None, tokenizer: Any = 
         new = greedy_decode(model, memory[None].to(model.device), seed, n_new)[0].tolist()
     tokens = info["seed_token_ids"] + new
     return Decoded(tokens, tokenizer.decode(tokens, skip_special_tokens=True),
-                   run.text_sha256(tokens) == info.get("text_sha256"))
+                   schedule.text_sha256(tokens) == info.get("text_sha256"))

@@ -74,3 +74,9 @@ def test_limits_are_checked_before_any_work():
         cram_harness.cram(model, "the man", tokenizer=tok, learning_rate=3)
     with pytest.raises(CramError, match="tokenizer"):
         cram_harness.cram(model, "the man")
+
+
+def test_fp16_weights_are_refused_before_any_work():
+    model = make_tiny_model("llama").half()
+    with pytest.raises(CramError, match="fp16 weights are not supported"):
+        cram_harness.cram(model, "she was at the door", tokenizer=make_word_tokenizer())

@@ -40,7 +40,7 @@ ENGINE_OPTIONS = (
 MODEL_OPTIONS = (
     click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ..."),
     click.option("--dtype", default="auto", show_default=True,
-                 help="The weights: auto (fp32, the paper's), fp32, bf16, fp16."),
+                 help="The weights: auto (fp32, the paper's), fp32, bf16."),
 )
 
 

@@ -107,6 +107,37 @@ def activation_checkpointing(model: nn.Module, enabled: bool = True) -> Iterator
         disable()
 
 
+def weights_refused(model: nn.Module) -> str | None:
+    """Why the engine will not run on these weights, or None. fp16: its gradients underflow
+    without loss scaling, which the engine does not do, and an underflowed gradient is a
+    zero that no check sees."""
+    if any(p.dtype == torch.float16 for p in model.parameters()):
+        return ("fp16 weights are not supported (their gradients underflow unseen without "
+                "loss scaling): load the model in fp32 (bf16 autocast on a GPU) or bf16")
+    return None
+
+
+@contextlib.contextmanager
+def engine_mode(model: nn.Module) -> Iterator[None]:
+    """The model as the engine needs it, whoever hands it over: in eval mode (no dropout: a
+    GPT-2 built from its config has 0.1) and frozen (only the [mem] vectors learn); the
+    caller's modes and flags are given back afterwards."""
+    refused = weights_refused(model)
+    if refused:
+        raise ValueError(refused)
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, flag in flags:
+            param.requires_grad_(flag)
+
+
 def compute_precision(model: nn.Module, dtype: str) -> contextlib.AbstractContextManager:
     """The engine's compute precision: "bf16" is bf16 autocast over fp32 weights and [mem]
     vectors (the paper's setting for Llama models), "fp32" plain."""

@@ -6,7 +6,7 @@ them. Elsewhere it is estimated from the model's shapes (the activations the bac
 keeps, and the fp32 logits over the vocabulary with their softmax and gradient). Checked
 against measurement on SmolLM2-135M on the CPU: the estimate is 48 MiB per sample at 16
 tokens (measured: 51) and 190 MiB at 64 tokens (measured: 140), so it errs on the safe side.
-If either is wrong anyway, an out-of-memory batch is split in two (engine/run.py).
+If either is wrong anyway, an out-of-memory batch is split in two (engine/schedule.py).
 """
 
 from __future__ import annotations

@@ -108,27 +108,44 @@ def token_stats(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
 
 
 def prefixed_inputs(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
     mem: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
     """(inputs_embeds, attention mask, k): the [mem] vectors in front of the text's token
-    embeddings, k of them per sample (0 without)."""
+    embeddings, k of them per sample (0 without). A mask of None (no padding) stays None."""
     embeds = model.get_input_embeddings()(input_ids)
     if mem is None:
         return embeds, attention_mask, 0
     embeds = torch.cat([mem.to(embeds.dtype), embeds], dim=1)
-    ones = torch.ones(mem.shape[:2], dtype=attention_mask.dtype, device=attention_mask.device)
-    return embeds, torch.cat([ones, attention_mask], dim=1), mem.shape[1]
+    if attention_mask is not None:
+        ones = torch.ones(mem.shape[:2], dtype=attention_mask.dtype,
+                          device=attention_mask.device)
+        attention_mask = torch.cat([ones, attention_mask], dim=1)
+    return embeds, attention_mask, mem.shape[1]
 
 
 def text_logits(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
     mem: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Logits at the positions of t_1..t_{N-1} (B, N-1, V), with or without a [mem] prefix."""
+    """Logits at the positions of t_1..t_{N-1} (B, N-1, V), with or without a [mem] prefix.
+    `attention_mask` None: no row is padded."""
     embeds, mask, k = prefixed_inputs(model, input_ids, attention_mask, mem)
     out = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
     return out.logits[:, k : k + input_ids.shape[1] - 1]
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled(module: nn.Module) -> nn.Module:
+    """The module under torch.compile, compiled once per module. A batch whose size or
+    width changes changes the step's shapes: torch recompiles once with those dimensions
+    symbolic (its automatic dynamic shapes) and not again. Kernels fused by the compiler
+    round differently from eager ones, so compiled runs are not the paper loop's bits."""
+    if module not in _COMPILED:
+        _COMPILED[module] = torch.compile(module)
+    return _COMPILED[module]
 
 
 _SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -172,20 +189,27 @@ def chunk_positions(model: nn.Module, batch: int, positions: int) -> int:
     return positions if per_position * positions <= budget else max(1, budget // per_position)
 
 
-def text_stats(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               mem: torch.Tensor | None, temperature: float = 1.0) -> TokenStats:
+def text_stats(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+               mem: torch.Tensor | None, temperature: float = 1.0,
+               compile: bool = False) -> TokenStats:
     """The step's measurements of the text positions, with or without a [mem] prefix, in
-    chunks of positions where the full logits would be large and the model allows it."""
-    targets, tmask = input_ids[:, 1:], attention_mask[:, 1:]
+    chunks of positions where the full logits would be large and the model allows it.
+    `attention_mask` None: no row is padded (the attention's causal fast path, also under
+    torch.compile, where transformers cannot look at a mask's values). `compile`: the
+    model's forward, or its body where the logits go in chunks, under torch.compile."""
+    targets = input_ids[:, 1:]
+    tmask = torch.ones_like(targets) if attention_mask is None else attention_mask[:, 1:]
     width = targets.shape[1]
     chunk = chunk_positions(model, input_ids.shape[0], width)
     split = head_split(model) if chunk < width else None
     if split is None:
-        logits = text_logits(model, input_ids, attention_mask, mem)
+        logits = text_logits(compiled(model) if compile else model, input_ids, attention_mask,
+                             mem)
         return token_stats(logits, targets, tmask, temperature)
     body, head = split
     embeds, mask, k = prefixed_inputs(model, input_ids, attention_mask, mem)
-    hidden = _last_hidden(body(inputs_embeds=embeds, attention_mask=mask, use_cache=False))
+    hidden = _last_hidden((compiled(body) if compile else body)(
+        inputs_embeds=embeds, attention_mask=mask, use_cache=False))
     hidden = hidden[:, k : k + width]
     maskf = tmask.float()
 

@@ -171,7 +171,7 @@ def runs_to_do(sweep: Sweep, texts: list, tokenizer: Any, spec: str, store: Reco
     """Per length, the texts the plan counts: those long enough, less those already
     recorded (a resumed run). A climbing sweep's warm starts past its first length are
     not known before it runs: counted as to do."""
-    from cram_harness.engine.run import text_sha256
+    from cram_harness.engine.schedule import text_sha256
     from cram_harness.models.tokens import encode_text
 
     _, key_settings = sweep_config(sweep, settings, model)

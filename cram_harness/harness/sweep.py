@@ -92,7 +92,7 @@ class SweepRunner:
     def jobs(self, length: int) -> list[Job]:
         """The length's texts (keys, ids, tokens noted on the sweep) and, of those, the ones
         this rank must cram: not recorded yet, or recorded without the vectors it needs."""
-        from cram_harness.engine.run import text_sha256
+        from cram_harness.engine.schedule import text_sha256
         from cram_harness.models.tokens import encode_text
 
         sweep, store, ctx = self.sweep, self.ctx.store, self.ctx
@@ -126,7 +126,7 @@ class SweepRunner:
         in a distributed run, wait for the other ranks and read their records."""
         import torch
 
-        from cram_harness.engine.run import cram_token_ids
+        from cram_harness.engine.schedule import cram_token_ids
 
         sweep, store, ctx = self.sweep, self.ctx.store, self.ctx
 
@@ -157,7 +157,7 @@ class SweepRunner:
     def second_start(self, length: int) -> None:
         """A fresh start, with another seed, for each text that lost the length; the
         better of its two records is its result there."""
-        from cram_harness.engine.run import text_sha256
+        from cram_harness.engine.schedule import text_sha256
 
         sweep, store, ctx = self.sweep, self.ctx.store, self.ctx
         keys, ids, token_lists = sweep.keys[length], sweep.ids[length], sweep.tokens[length]

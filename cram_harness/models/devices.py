@@ -10,7 +10,7 @@ from cram_harness.errors import CramError
 if TYPE_CHECKING:
     import torch
 
-WEIGHT_DTYPES = ("auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16")
+WEIGHT_DTYPES = ("auto", "fp32", "float32", "bf16", "bfloat16")
 AUTOCAST_CHOICES = ("auto", "bf16", "off")
 # The paper ran Pythia (GPT-NeoX) in plain fp32 and the other models with bf16 autocast.
 FP32_MODEL_TYPES = ("gpt_neox",)
@@ -18,14 +18,19 @@ FP32_MODEL_TYPES = ("gpt_neox",)
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     """The weights' dtype. `auto` is fp32 everywhere: the paper kept fp32 weights (and the
-    [mem] vectors in fp32) and used bf16 only through autocast; bf16 or fp16 weights are an
-    explicit choice, recorded in the results."""
+    [mem] vectors in fp32) and used bf16 only through autocast; bf16 weights are an explicit
+    choice, recorded in the results. fp16 weights are refused before the model loads (the
+    engine does no loss scaling: engine/adapter.py, `weights_refused`)."""
     import torch
 
     names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+             "bfloat16": torch.bfloat16}
     if dtype == "auto":
         return torch.float32
+    if dtype in ("fp16", "float16"):
+        raise CramError("--dtype fp16: fp16 weights are not supported (their gradients "
+                        "underflow unseen without loss scaling): use fp32 (bf16 autocast on a "
+                        "GPU) or bf16")
     if dtype not in names:
         raise CramError(f"unknown dtype {dtype!r}: use one of {', '.join(WEIGHT_DTYPES)}")
     return names[dtype]

@@ -28,11 +28,11 @@ class Display:
 
 
 class RichDisplay(Display):
-    """One line per length, within 80 columns: texts done, the running batch's step out of
-    its limit, its best accuracy, and the time left at most: every step still allowed (the
-    running batch's and those of the batches still to come), at the length's mean step time
-    so far. Texts that converge leave early, so it only falls; a windowed rate would jump as
-    converged texts leave the batch and greedy decoding pauses the steps."""
+    """One line per length, within 80 columns: texts done, the batch's step, its texts' best
+    accuracy, and the time left at most: every step the running and the waiting texts are
+    still allowed, a batch of them at a time, at the length's mean step time so far. Texts
+    that converge leave early, so it only falls; a windowed rate would jump as greedy
+    decoding pauses the steps."""
 
     shows_plan = True
 
@@ -105,7 +105,7 @@ class RichDisplay(Display):
     def step(self, info: Any) -> None:
         self._check_stop()
         run = self._length
-        if run and info.step < run["step"]:  # the length's next batch started
+        if run and info.step < run["step"]:  # the length's next queue started (a rerun)
             run["before"] += run["step"]
         if run:
             run["step"] = info.step
@@ -113,11 +113,9 @@ class RichDisplay(Display):
         if self._bar is None or now - self._last < 0.5:
             return
         self._last = now
-        done = run["before"] + info.step  # steps run at this length, every batch
-        finished = self._done - run["cached"]  # texts of this length done so far
-        waiting = max(0, run["todo"] - finished - info.active)  # in no batch yet
-        left = run["max_steps"] - info.step + -(-waiting // max(info.total, 1)) \
-            * run["max_steps"]
+        done = run["before"] + info.step  # the batch's steps at this length so far
+        # every step the running and the waiting texts may still take, `slots` at a time
+        left = -(-info.text_steps_left // max(info.slots, 1))
         seconds = (now - run["start"]) / max(done, 1) * left
         self.progress.update(self._bar, completed=done, total=done + left, left=seconds,
                              status=f"step {info.step}, acc {info.best_accuracy:.2f}")

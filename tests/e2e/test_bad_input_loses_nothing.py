@@ -142,12 +142,12 @@ def test_a_damaged_warm_start_is_run_again_with_one_warning(tiny_model_dir, book
 @pytest.fixture
 def no_work(monkeypatch):
     """Fails the test if any optimization starts: the limit must be named before it."""
-    from cram_harness.engine import run
+    from cram_harness.engine import schedule
 
     def work(*args, **kwargs):
         pytest.fail("optimization started")
 
-    monkeypatch.setattr(run, "cram_token_ids", work)
+    monkeypatch.setattr(schedule, "cram_token_ids", work)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from cram_harness.engine.adapter import init_memory, pad_right
 from cram_harness.engine.decode import cache_argument, greedy_decode
 from cram_harness.engine.loop import CramConfig
 from cram_harness.engine.measure import text_logits
-from cram_harness.engine.run import base_stats, cram_token_ids
+from cram_harness.engine.schedule import base_stats, cram_token_ids
 from cram_harness.integrations.peft import save_adapter
 from cram_harness.models.families import FAMILIES
 from tests.conftest import FAMILY_CONFIGS, make_family_model, make_word_tokenizer
@@ -74,7 +74,9 @@ def test_a_padded_batch_agrees_with_one_text_at_a_time(family):
     """Right padding follows a text's last token, so no real token reads it, state-space
     and recurrent models included: the parity tests' agreement over the first steps."""
     model, texts, _ = family
-    early = CramConfig(lr=0.1, max_steps=EARLY_STEPS, min_margin=float("inf"))
+    # lr 0.05: at 0.1 Mamba's loss overshoots at the fifth step and an AVX2 CPU's rounding
+    # grows past the tolerance there (1.4e-4; 1.1e-5 at 0.05, every family below 4e-6 else)
+    early = CramConfig(lr=0.05, max_steps=EARLY_STEPS, min_margin=float("inf"))
     batched = losses_by_step(model, texts, early)
     for i, text in enumerate(texts):
         alone = [step[0] for step in losses_by_step(model, [text], early)]

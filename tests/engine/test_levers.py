@@ -12,7 +12,7 @@ from cram_harness.engine.adapter import (
 )
 from cram_harness.engine.loop import CramConfig, cram_batch
 from cram_harness.engine.measure import text_logits, token_stats
-from cram_harness.engine.run import cram_token_ids
+from cram_harness.engine.schedule import cram_token_ids
 from tests.conftest import make_tiny_model
 
 TOKENS = [5, 9, 12, 7, 30, 8]
@@ -140,8 +140,8 @@ def test_cram_without_a_batch_size_sizes_its_batches(monkeypatch):
     sizes = []
     texts = [TOKENS, TOKENS[:4], TOKENS[:5], TOKENS[1:], TOKENS[2:]]
     results = cram_token_ids(model, texts, CramConfig(lr=0.1, max_steps=3),
-                             on_step=lambda info: sizes.append(info.total))
-    assert len(results) == 5 and set(sizes) == {2, 1}  # batches of 2, 2 and 1
+                             on_step=lambda info: sizes.append(info.slots))
+    assert len(results) == 5 and set(sizes) == {2}  # two texts at a time
 
 
 def test_compiled_steps_follow_the_eager_ones_and_a_shrinking_batch_runs():
@@ -158,3 +158,39 @@ def test_compiled_steps_follow_the_eager_ones_and_a_shrinking_batch_runs():
         assert ours == pytest.approx(theirs, rel=1e-4)
     assert [o.steps for o in fast][0] < 40  # the batch shrank and the compiled step went on
     assert fast[0].converged == eager[0].converged
+
+
+def test_no_mask_reaches_the_model_where_no_text_is_padded():
+    """Without padding the model gets no mask, so its attention takes the causal fast path
+    (under torch.compile too, where transformers cannot look at a mask's values)."""
+    model = make_tiny_model("llama")
+    masks = []
+    forward = model.forward
+
+    def recording(*args, **kwargs):
+        masks.append(kwargs.get("attention_mask"))
+        return forward(*args, **kwargs)
+
+    model.forward = recording
+    cram_batch(model, [TOKENS, TOKENS[::-1]], CramConfig(lr=0.1, max_steps=2))
+    assert masks and all(mask is None for mask in masks)
+    masks.clear()
+    cram_batch(model, [TOKENS, TOKENS[:3]], CramConfig(lr=0.1, max_steps=2))
+    assert masks and all(mask is not None for mask in masks)
+
+
+def test_compile_reaches_the_body_where_the_logits_go_in_chunks(monkeypatch):
+    from cram_harness.engine import measure
+
+    model = make_tiny_model("llama")
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(measure, "LOGITS_BUDGET", 2 * 128 * 4 * 2)  # 2 positions a chunk
+    (out,) = cram_batch(model, [TOKENS], CramConfig(lr=0.1, max_steps=2, compile=True))
+    body, _ = measure.head_split(model)
+    assert compiled == [body] and out.steps == 2

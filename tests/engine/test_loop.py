@@ -115,3 +115,81 @@ def test_bad_config_is_refused(bad):
 def test_a_one_token_text_is_refused():
     with pytest.raises(ValueError, match="at least 2 tokens"):
         cram_batch(make_tiny_model("llama"), [[5]], CramConfig())
+
+
+# Continuous batching: a queue of texts, each with its own optimizer state and step count.
+SAME_LENGTH = [[5, *range(10 + 3 * i, 14 + 3 * i)] for i in range(6)]  # 5 tokens each
+
+
+def test_a_queue_through_one_slot_is_each_text_alone_bit_for_bit():
+    """Texts that enter late start at their own step 1 (Adam's bias correction included)."""
+    model = make_tiny_model("llama")
+    config = CramConfig(lr=0.1, max_steps=60, patience=20)
+    queued = cram_batch(model, SAME_LENGTH, config, slots=1)
+    assert len({o.steps for o in queued}) > 1
+    for tokens, ours in zip(SAME_LENGTH, queued):
+        (alone,) = cram_batch(model, [tokens], config)
+        assert (ours.steps, ours.best_step, ours.accuracy) == \
+            (alone.steps, alone.best_step, alone.accuracy)
+        assert ours.min_loss == alone.min_loss
+        assert torch.equal(ours.memory, alone.memory)
+
+
+def test_refilled_slots_follow_each_text_alone():
+    """A text that takes a freed slot mid-run follows its one-at-a-time path (to the parity
+    tests' tolerance: batched kernels may round otherwise)."""
+    model = make_tiny_model("gpt_neox")
+    config = CramConfig(lr=0.05, max_steps=40, patience=15)
+    refilled = cram_batch(model, SAME_LENGTH, config, slots=2)
+    for tokens, together in zip(SAME_LENGTH, refilled):
+        (alone,) = cram_batch(model, [tokens], config)
+        assert (together.steps, together.best_step, together.accuracy) == \
+            (alone.steps, alone.best_step, alone.accuracy)
+        assert together.loss == pytest.approx(alone.loss, rel=1e-4)
+        assert torch.allclose(together.memory, alone.memory, atol=1e-3)
+
+
+def test_the_batch_stays_full_while_texts_wait():
+    model = make_tiny_model("llama")
+    texts = SAME_LENGTH + [list(range(20, 50))]  # one that runs to the step cap
+    infos = []
+    outcomes = cram_batch(model, texts, CramConfig(lr=0.1, max_steps=80, patience=80),
+                          slots=3, on_step=infos.append)
+    assert all(o is not None for o in outcomes)
+    full = [info for info in infos if info.total - info.finished - info.active > 0]
+    assert full and all(info.stepped == info.slots == 3 for info in full)
+    assert sum(info.stepped for info in infos) == sum(o.steps for o in outcomes)
+    # whole batches, one after another, as before: the batch empties before the next one
+    chunked = []
+    cram_batch(model, texts, CramConfig(lr=0.1, max_steps=80, patience=80), slots=3,
+               refill=False, on_step=chunked.append)
+    assert any(info.stepped < info.slots and info.finished + info.active < info.total
+               for info in chunked)
+
+
+def test_texts_wait_longest_first_and_the_padding_is_counted():
+    model = make_tiny_model("llama")
+    texts = [[5, 6, 7], list(range(10, 20)), [5, 8, 9, 10], list(range(30, 39))]
+    infos = []
+    cram_batch(model, texts, CramConfig(lr=0.1, max_steps=2), slots=2, on_step=infos.append)
+    assert (infos[0].width, infos[0].padded) == (10, 1)  # the two longest first
+    assert (infos[-1].width, infos[-1].padded) == (4, 1)
+
+
+def test_the_engine_runs_the_model_in_eval_mode_frozen_and_gives_it_back():
+    model = make_tiny_model("gpt2")  # dropout 0.1 in training mode
+    tokens = SAME_LENGTH[0]
+    config = CramConfig(lr=0.1, max_steps=10)
+    (in_eval,) = cram_batch(model, [tokens], config)
+    model.train()
+    model.requires_grad_(True)
+    (handed_in_training,) = cram_batch(model, [tokens], config)
+    assert torch.equal(handed_in_training.memory, in_eval.memory)  # no dropout ran
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters())  # nothing but the vectors learned
+
+
+def test_fp16_weights_are_refused_in_one_line():
+    model = make_tiny_model("llama").half()
+    with pytest.raises(ValueError, match="fp16 weights are not supported"):
+        cram_batch(model, [SAME_LENGTH[0]], CramConfig(max_steps=2))

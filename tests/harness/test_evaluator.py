@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from cram_harness.engine import run as engine_run
+from cram_harness.engine import schedule
 from cram_harness.errors import CramError
 from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.harness.records import RecordStore, read_records
@@ -67,7 +67,7 @@ def test_rerun_does_no_optimization(tiny_model_dir, word_corpus, tmp_path, monke
     def no_work(*args, **kwargs):
         raise AssertionError("a finished sample was optimized again")
 
-    monkeypatch.setattr(engine_run, "cram_batch", no_work)
+    monkeypatch.setattr(schedule, "cram_batch", no_work)
     (again,) = evaluate(tiny_model_dir, TASKS, s)
     assert again["results"] == first["results"]
 

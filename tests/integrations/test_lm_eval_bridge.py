@@ -60,7 +60,7 @@ def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
             "greedy_exact,none"} <= set(res)
     assert res["decoding_capacity_stderr,none"] == "N/A"
     assert results["config"]["device"] == "cpu"  # not lm-eval's default cuda:0 on a CPU
-    assert "cram L=" in proc.stderr and "at most 5 steps a batch" in proc.stderr  # progress
+    assert "cram L=" in proc.stderr and "at most 5 steps each" in proc.stderr  # progress
     assert "not of type `str`" not in proc.stderr  # a loaded model is our design, not a slip
     if explicit_include:
         assert {"cram_token_gain_gutenberg", "cram_info_gain_gutenberg"} <= set(

@@ -47,6 +47,8 @@ def test_dtype_names():
     assert resolve_dtype("auto", "cpu") == torch.float32
     with pytest.raises(CramError, match="unknown dtype"):
         resolve_dtype("fp8", "cpu")
+    with pytest.raises(CramError, match="fp16 weights are not supported"):
+        resolve_dtype("fp16", "cpu")  # before the model loads: no loss scaling in the engine
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

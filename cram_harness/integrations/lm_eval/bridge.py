@@ -183,7 +183,7 @@ class CramLM(HFLM):
         """Cram each request's text at its length (drawn, up to what fits, where the task
         samples lengths); one batched run per (length, k). A text shorter than its length,
         or a length past the context, is answered {"not_run": why} and not run."""
-        from cram_harness.engine.run import cram_token_ids
+        from cram_harness.engine.schedule import cram_token_ids
         from cram_harness.harness.plan import drawn_length
         from cram_harness.models.tokens import context_length, encode_text
 
@@ -211,8 +211,7 @@ class CramLM(HFLM):
             if not run:
                 continue
             config = self.engine.config(self.base_model, n_mem)
-            with _StepBar(f"cram L={length}", len(run), self.cram_batch_size,
-                          config.max_steps) as bar:
+            with _StepBar(f"cram L={length}", len(run), config.max_steps) as bar:
                 results = cram_token_ids(self.base_model, [tokens[i] for i in run], config,
                                          batch_size=self.cram_batch_size, max_tokens=length,
                                          on_step=bar.step)
@@ -222,29 +221,25 @@ class CramLM(HFLM):
 
 
 class _StepBar:
-    """A progress bar over the steps of one length's batches (lm-eval shows none while a
-    request runs, and cramming one length can take minutes on a CPU)."""
+    """A progress bar over the steps the texts of one length may take (lm-eval shows none
+    while a request runs, and cramming one length can take minutes on a CPU); texts that
+    converge early move it on by the steps they did not need."""
 
-    def __init__(self, label: str, texts: int, batch_size: int, max_steps: int) -> None:
+    def __init__(self, label: str, texts: int, max_steps: int) -> None:
         from tqdm import tqdm
 
-        batches = -(-texts // batch_size)
-        self.bar = tqdm(total=batches * max_steps, unit="step",
+        self.bar = tqdm(total=texts * max_steps, unit="step",
                         desc=f"{label}: {texts} text{'s' if texts > 1 else ''}, at most "
-                             f"{max_steps} steps a batch")
-        self.max_steps, self.offset, self.last = max_steps, 0, 0
+                             f"{max_steps} steps each")
 
     def step(self, info: Any) -> None:
-        if info.step < self.last:  # the next batch starts
-            self.offset += self.max_steps
-        self.last = info.step
-        self.bar.update(self.offset + info.step - self.bar.n)
+        self.bar.update(self.bar.total - info.text_steps_left - self.bar.n)
 
     def __enter__(self) -> _StepBar:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.bar.update(self.bar.total - self.bar.n)  # texts that converge end a batch early
+        self.bar.update(self.bar.total - self.bar.n)  # the steps converged texts did not need
         self.bar.close()
 
 

@@ -1,11 +1,11 @@
-"""engine/run.py and engine/measure.py: the step measured in chunks of positions equals the
+"""engine/schedule.py and engine/measure.py: the step measured in chunks of positions equals
 full measurement, texts below 100% are not decoded (their first teacher-forced miss is where
 greedy decoding fails), and texts at 100% are decoded together, as each would be alone."""
 
 import pytest
 import torch
 
-from cram_harness.engine import measure, run
+from cram_harness.engine import measure, schedule
 from cram_harness.engine.adapter import init_memory, pad_right
 from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig
@@ -63,7 +63,7 @@ def test_decoding_a_group_equals_decoding_each_text_alone(arch):
     model = make_tiny_model(arch)
     texts = [[5, *range(10, 10 + n)] for n in (3, 7, 12, 1)]
     memories = list(init_memory(model, 2, [11, 12, 13, 14]))
-    together = run.decode_group(model, memories, texts, "fp32")
+    together = schedule.decode_group(model, memories, texts, "fp32")
     for tokens, mem, got in zip(texts, memories, together):
         alone = greedy_decode(model, mem[None], torch.tensor([tokens[:1]]), len(tokens) - 1)
         assert got == alone[0].tolist()
@@ -71,13 +71,13 @@ def test_decoding_a_group_equals_decoding_each_text_alone(arch):
 
 def _count_decodes(monkeypatch) -> list[int]:
     sizes = []
-    real = run.decode_group
+    real = schedule.decode_group
 
     def counting(model, memories, token_lists, dtype):
         sizes.append(len(token_lists))
         return real(model, memories, token_lists, dtype)
 
-    monkeypatch.setattr(run, "decode_group", counting)
+    monkeypatch.setattr(schedule, "decode_group", counting)
     return sizes
 
 
@@ -86,7 +86,7 @@ def test_only_texts_at_full_accuracy_are_decoded_and_the_rest_fail_where_teacher
     model = make_tiny_model("llama")
     sizes = _count_decodes(monkeypatch)
     texts = [[5, *range(10 + 3 * i, 13 + 3 * i)] for i in range(6)] + [list(range(20, 50))]
-    results = run.cram_token_ids(model, texts, CramConfig(lr=0.1, max_steps=150, patience=60),
+    results = schedule.cram_token_ids(model, texts, CramConfig(lr=0.1, max_steps=150, patience=60),
                                  batch_size=len(texts))
     perfect = [r for r in results if r.best_accuracy == 1.0]
     short = [r for r in results if r.best_accuracy < 1.0]
@@ -105,11 +105,11 @@ def test_only_texts_at_full_accuracy_are_decoded_and_the_rest_fail_where_teacher
 
 def test_results_reach_the_caller_as_soon_as_they_are_decoded(monkeypatch):
     model = make_tiny_model("llama")
-    monkeypatch.setattr(run, "DECODE_WAIT_S", 0.0)  # no waiting: each is decoded as it finishes
-    monkeypatch.setattr(run, "DECODE_COST_RATIO", 0.0)
+    monkeypatch.setattr(schedule, "DECODE_WAIT_S", 0.0)  # no waiting: decoded as each finishes
+    monkeypatch.setattr(schedule, "DECODE_COST_RATIO", 0.0)
     seen = []
     texts = [[5, *range(10 + 3 * i, 13 + 3 * i)] for i in (0, 1, 3, 4)]
-    results = run.cram_token_ids(model, texts, CramConfig(lr=0.1, max_steps=150),
+    results = schedule.cram_token_ids(model, texts, CramConfig(lr=0.1, max_steps=150),
                                  on_result=lambda i, r: seen.append(i), batch_size=4)
     assert sorted(seen) == [0, 1, 2, 3]
     steps = [results[i].steps for i in seen]

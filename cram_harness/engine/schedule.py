@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from cram_harness import metrics
-from cram_harness.engine.adapter import compute_precision, pad_right
+from cram_harness.engine.adapter import compute_precision, engine_mode, pad_right
 from cram_harness.engine.batching import auto_batch_size
 from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig, SampleOutcome, StepInfo, cram_batch
@@ -84,6 +84,39 @@ def text_sha256(token_ids: Sequence[int]) -> str:
     return hashlib.sha256(",".join(map(str, token_ids)).encode()).hexdigest()
 
 
+@dataclass
+class QueueStats:
+    """How full the batch stayed over a call of `cram_token_ids`, and what decoding cost."""
+
+    batch_steps: int = 0
+    slot_steps: int = 0  # the batch's size summed over its steps: what was there to use
+    text_steps: int = 0  # texts in the batch summed over its steps: what was used
+    positions: int = 0  # positions the steps ran (text and padding, [mem] not counted)
+    padded: int = 0  # of them, padding
+    decode_s: float = 0.0
+    wall_s: float = 0.0
+
+    def add(self, info: StepInfo) -> None:
+        self.batch_steps += 1
+        self.slot_steps += info.slots
+        self.text_steps += info.stepped
+        self.positions += info.stepped * info.width
+        self.padded += info.padded
+
+    @property
+    def occupancy(self) -> float:
+        """Share of the batch's slots that held a text, over all steps."""
+        return self.text_steps / self.slot_steps if self.slot_steps else 0.0
+
+    @property
+    def padded_share(self) -> float:
+        return self.padded / self.positions if self.positions else 0.0
+
+    @property
+    def decode_share(self) -> float:
+        return self.decode_s / self.wall_s if self.wall_s else 0.0
+
+
 def cram_token_ids(
     model: Any,
     token_lists: list[list[int]],
@@ -94,36 +127,32 @@ def cram_token_ids(
     on_step: Callable[[StepInfo], None] | None = None,
     on_result: Callable[[int, CramResult], None] | None = None,
     max_tokens: int | None = None,
+    refill: bool = True,
+    stats: QueueStats | None = None,
 ) -> list[CramResult]:
-    """Cram token sequences (seed token first), in batches of `batch_size` (None: as many as
-    the free memory holds, `batching.auto_batch_size`). `on_result(index, result)` is called
-    as each text's result is complete, before its batch is. A batch that runs out of memory
-    is split in two and the run goes on."""
+    """Cram token sequences (seed token first), `batch_size` at a time (None: as many as the
+    free memory holds, `batching.auto_batch_size`): a text that finishes leaves its slot to
+    the next one (`refill=False`: whole batches, one after another, as before continuous
+    batching). `on_result(index, result)` is called as each text's result is complete.
+    `stats`, if given, is filled with the batch's occupancy, padding and decode time."""
     size = batch_size or auto_batch_size(
         model, max(len(t) for t in token_lists) + config.n_mem, len(token_lists),
         bf16=config.dtype == "bf16", checkpointing=config.checkpointing)
     spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")
-    results: dict[int, CramResult] = {}
+    results: list[CramResult | None] = [None] * len(token_lists)
 
     def keep(i: int, result: CramResult) -> None:
         results[i] = result
         if on_result is not None:
             on_result(i, result)
 
-    pending = [list(range(s, min(s + size, len(token_lists))))
-               for s in range(0, len(token_lists), size)]
-    while pending:
-        chunk = [i for i in pending.pop(0) if i not in results]  # finished ones are kept
-        if not chunk:
-            continue
-        try:
-            _Chunk(model, [token_lists[i] for i in chunk], config, max_tokens, spec,
-                   lambda j, r, chunk=chunk: keep(chunk[j], r)).run(
-                None if init is None else init[chunk], on_step)
-        except torch.OutOfMemoryError as exc:
-            half = _half_after(exc, len(chunk))
-            pending[:0] = [chunk[:half], chunk[half:]]
-    return [results[i] for i in range(len(token_lists))]
+    started = time.perf_counter()
+    texts = _Texts(model, token_lists, config, max_tokens, spec, size, keep, stats)
+    with engine_mode(model):
+        texts.run(init, on_step, refill)
+    if stats is not None:
+        stats.wall_s += time.perf_counter() - started
+    return results
 
 
 def _half_after(exc: torch.OutOfMemoryError, count: int) -> int:
@@ -135,14 +164,23 @@ def _half_after(exc: torch.OutOfMemoryError, count: int) -> int:
     return count // 2
 
 
-def base_stats(model: Any, token_lists: list[list[int]], dtype: str
+def base_stats(model: Any, token_lists: list[list[int]], dtype: str, group: int | None = None
                ) -> tuple[list[float], list[float]]:
     """(loss, accuracy) of each text without [mem], under the precision its vectors are
-    trained in: the gains compare like with like."""
-    ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
-    with torch.no_grad(), compute_precision(model, dtype):
-        base = token_stats(text_logits(model, ids, mask, None), ids[:, 1:], mask[:, 1:])
-    return base.loss.tolist(), base.accuracy.tolist()
+    trained in (the gains compare like with like), `group` texts at a time (None: all). A
+    group that does not fit in memory is measured in halves."""
+    group = group or len(token_lists)
+    if len(token_lists) > group:
+        parts = [base_stats(model, token_lists[s:s + group], dtype, group)
+                 for s in range(0, len(token_lists), group)]
+        return [x for p in parts for x in p[0]], [x for p in parts for x in p[1]]
+    try:
+        ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
+        with torch.no_grad(), compute_precision(model, dtype):
+            base = token_stats(text_logits(model, ids, mask, None), ids[:, 1:], mask[:, 1:])
+        return base.loss.tolist(), base.accuracy.tolist()
+    except torch.OutOfMemoryError as exc:
+        return base_stats(model, token_lists, dtype, _half_after(exc, len(token_lists)))
 
 
 def decode_group(model: Any, memories: list[torch.Tensor], token_lists: list[list[int]],
@@ -162,31 +200,39 @@ def decode_group(model: Any, memories: list[torch.Tensor], token_lists: list[lis
                 + decode_group(model, memories[half:], token_lists[half:], dtype))
 
 
-class _Chunk:
-    """One batch of texts through the engine, with its fp32 reruns and its decoding."""
+class _Texts:
+    """The texts of one call through the engine: their base measurements, the queue, the
+    fp32 reruns of bf16 runs that faulted, and their decoding in groups."""
 
-    def __init__(self, model, token_lists, config, max_tokens, spec, on_result):
+    def __init__(self, model, token_lists, config, max_tokens, spec, slots, on_result, stats):
         self.model, self.tokens, self.config = model, token_lists, config
-        self.max_tokens, self.spec, self.on_result = max_tokens, spec, on_result
-        self.base_losses, self.base_accs = base_stats(model, token_lists, config.dtype)
+        self.max_tokens, self.spec, self.slots = max_tokens, spec, slots
+        self.on_result, self.stats = on_result, stats
+        self.base_losses, self.base_accs = base_stats(model, token_lists, config.dtype, slots)
         self.retry: list[int] = []
         self.waiting: list[tuple[int, SampleOutcome, bool]] = []  # at 100%, to be decoded
         self.waiting_since = 0.0
         self.decode_s = 0.0  # how long the last decode took
 
-    def run(self, init: torch.Tensor | None, on_step) -> None:
-        cram_batch(self.model, self.tokens, self.config, init=init, on_step=on_step,
-                   on_finish=self.finish)
+    def run(self, init: torch.Tensor | None, on_step, refill: bool) -> None:
+        def step(info: StepInfo) -> None:
+            if self.stats is not None:
+                self.stats.add(info)
+            if on_step is not None:
+                on_step(info)
+
+        cram_batch(self.model, self.tokens, self.config, init=init, on_step=step,
+                   on_finish=self.finish, slots=self.slots, refill=refill)
         self.decode_waiting()
         if not self.retry:
             return
         retry, fp32 = self.retry, replace(self.config, dtype="fp32")
         texts = [self.tokens[i] for i in retry]
-        losses, accs = base_stats(self.model, texts, "fp32")
+        losses, accs = base_stats(self.model, texts, "fp32", self.slots)
         for i, loss, acc in zip(retry, losses, accs):
             self.base_losses[i], self.base_accs[i] = loss, acc
         outs = cram_batch(self.model, texts, fp32, init=None if init is None else init[retry],
-                          on_step=on_step)
+                          on_step=step, slots=self.slots, refill=refill)
         for i, out in zip(retry, outs):
             self.finish(i, out, retried=True)
         self.decode_waiting()
@@ -219,6 +265,8 @@ class _Chunk:
                 self.report(i, out, retried, miss)
         self.waiting = []
         self.decode_s = time.perf_counter() - start
+        if self.stats is not None:
+            self.stats.decode_s += self.decode_s
 
     def report(self, i: int, out: SampleOutcome, retried: bool, mismatch: int | None) -> None:
         tokens = self.tokens[i]
