@@ -1,5 +1,5 @@
 """engine/schedule.py and engine/measure.py: the step measured in chunks of positions equals
-full measurement, texts below 100% are not decoded (their first teacher-forced miss is where
+the full measurement, texts below 100% are not decoded (their first teacher-forced miss is where
 greedy decoding fails), and texts at 100% are decoded together, as each would be alone."""
 
 import pytest
