@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import textwrap
 
-# `use_cache=False`: PEFT (<= 0.21.2) misses the KV cache transformers >= 5.24 renamed, and
-# its cached generate then decodes another text (integrations/peft_generate.py).
+# `use_cache=False`: exact with every PEFT (up to 0.21.2 PEFT misses the KV cache
+# transformers >= 5.24 renamed, and its cached generate decodes another text there:
+# integrations/peft_generate.py).
 # Both snippets end alike: n new tokens, greedy, from the seed token the text began with.
 _DECODE = '''\
 n = info["num_new_tokens"]
@@ -41,23 +42,23 @@ info = json.load(open("DIR/cram.json"))
 ''' + _DECODE
 
 WHICH_GENERATE = """\
-Which `generate` call decodes the text: `use_cache=False`, as above, on every transformers
-version. PEFT's default, cached `generate` decodes it on transformers < 5.24 only: from 5.24
-on, PEFT (up to 0.21.2 at least) misses the renamed KV cache and decodes another text there;
-`cram_harness.fix_peft_generate(model)` before `generate` makes the cached call exact on
-both sides. `cram-eval decode DIR` (Python: `cram_harness.decode_adapter(DIR)`) decodes it
-with cram-harness's own loop, on any version, and checks the text's hash. Made with
-VERSIONS."""
+Which `generate` call decodes the text: `use_cache=False`, as above, with every PEFT and
+transformers. PEFT's default, cached `generate` decodes it too where PEFT finds the KV cache:
+PEFT >= 0.22 with any transformers, an older PEFT with transformers < 5.24. PEFT up to 0.21.2
+with transformers >= 5.24 misses the renamed cache and decodes another text, unless
+`cram_harness.fix_peft_generate(model)` is called before `generate`. `cram-eval decode DIR`
+(Python: `cram_harness.decode_adapter(DIR)`) decodes it with cram-harness's own loop, on any
+version, and checks the text's hash."""
 
 # A state-space base (Mamba) keeps its state as `cache_params`, no name PEFT knows.
 STATE_SPACE_GENERATE = """\
 Which `generate` call decodes the text: `use_cache=False`, as above, on every transformers
 version. This base model keeps its state as `cache_params` (a state-space model), which
-PEFT's prompt-tuning `generate` (up to 0.21.2 at least) does not take for a cache: the
+PEFT's prompt-tuning `generate` (0.22 included) does not take for a cache: the
 default, cached call puts the vectors in front of the input again at every token and
 decodes another text, on every version, and `fix_peft_generate` does not change that.
 `cram-eval decode DIR` (Python: `cram_harness.decode_adapter(DIR)`) decodes it with
-cram-harness's own loop and checks the text's hash. Made with VERSIONS."""
+cram-harness's own loop and checks the text's hash."""
 
 
 def _versions() -> str:
@@ -131,5 +132,7 @@ text's hash and every setting.
 
 {snippet}
 
-{textwrap.fill(which.replace("VERSIONS", _versions()), 92)}
+{textwrap.fill(which, 92)}
+
+Made with {_versions()}.
 """

@@ -13,6 +13,7 @@ from cram_harness.engine.loop import CramConfig
 from cram_harness.engine.measure import text_logits
 from cram_harness.engine.schedule import base_stats, cram_token_ids
 from cram_harness.integrations.peft import save_adapter
+from cram_harness.integrations.peft_generate import peft_cache_name
 from cram_harness.models.families import FAMILIES
 from tests.conftest import FAMILY_CONFIGS, make_family_model, make_word_tokenizer
 from tests.helpers import EARLY_STEPS, EARLY_TOLERANCE, losses_by_step
@@ -124,10 +125,11 @@ def test_the_adapter_reloads_and_decodes_its_text(family, tmp_path):
         return out[0].tolist()[-len(texts[0]):]
 
     # Without a cache PEFT feeds the prompt and the text whole at every token: right for
-    # every family. With one, PEFT tells its first step by `past_key_values`: a model that
-    # takes its cache under that name decodes right with it too.
+    # every family. With one, PEFT tells its first step by the cache it hands the model: a
+    # model that takes its cache under that name decodes right with it too (every family
+    # with PEFT >= 0.22 on transformers >= 5.24, where all of them say `cache`).
     assert peft_generate(use_cache=False) == texts[0]
-    if cache_argument(model) == "past_key_values":
+    if cache_argument(model) == peft_cache_name():
         assert peft_generate() == texts[0]
 
 

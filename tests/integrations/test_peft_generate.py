@@ -1,6 +1,9 @@
 """PEFT's own generate decodes a crammed adapter on every transformers version: without the
-KV cache always, with it where PEFT finds the cache (transformers < 5.24), and with the
-opt-in `fix_peft_generate` on both sides of 5.24. Runs on each transformers of CI's matrix."""
+KV cache always; with it where PEFT finds the cache (transformers < 5.24, or PEFT >= 0.22 on
+any); and with the opt-in `fix_peft_generate` on the broken pair (PEFT <= 0.21.2 with
+transformers >= 5.24), where it is needed, and on either side of it, where it changes
+nothing. Runs in each env of CI's matrix (tox.ini: the newest PEFT and transformers, PEFT
+0.21.2 with the newest transformers, the lowest we declare, transformers 5.23)."""
 
 import json
 import warnings
@@ -11,6 +14,7 @@ import transformers
 from packaging.version import Version
 
 import cram_harness
+from cram_harness.integrations import peft_generate
 from tests.conftest import make_tiny_model, make_word_tokenizer
 
 # Per architecture, a text that crams within tens of steps and that a prompt put in front
@@ -20,6 +24,7 @@ from tests.conftest import make_tiny_model, make_word_tokenizer
 TEXTS = {"llama": "she was at the little house", "gpt2": "she was at the"}
 pytestmark = pytest.mark.versions
 RENAMED = Version(transformers.__version__) >= Version("5.24.0.dev0")
+BROKEN_PAIR = RENAMED and not peft_generate.peft_reads_cache()  # PEFT misses the cache
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
@@ -53,17 +58,33 @@ def test_without_the_cache_peft_decodes_on_every_version(crammed):
     assert peft_decodes(crammed, use_cache=False)
 
 
-@pytest.mark.skipif(RENAMED, reason="the strict expected failure below covers >= 5.24")
-def test_with_the_cache_peft_decodes_before_the_rename(crammed):
+@pytest.mark.skipif(BROKEN_PAIR, reason="the strict expected failure below covers it")
+def test_with_the_cache_peft_decodes_where_it_finds_the_cache(crammed):
     assert peft_decodes(crammed)
 
 
-@pytest.mark.skipif(not RENAMED, reason="transformers < 5.24: PEFT finds the cache")
-@pytest.mark.xfail(strict=True, reason="PEFT (<= 0.21.2) reads past_key_values, which "
-                   "transformers >= 5.24 calls cache: when this passes, PEFT is fixed: drop "
-                   "fix_peft_generate and say so in the README and the model card")
-def test_with_the_cache_peft_decodes_after_the_rename(crammed):
+@pytest.mark.skipif(not BROKEN_PAIR, reason="PEFT finds the cache here")
+@pytest.mark.xfail(strict=True, reason="PEFT <= 0.21.2 reads past_key_values, which "
+                   "transformers >= 5.24 calls cache: fix_peft_generate is the answer")
+def test_with_the_cache_peft_misses_it_on_the_broken_pair(crammed):
     assert peft_decodes(crammed)
+
+
+@pytest.mark.skipif(not peft_generate.peft_reads_cache(), reason="this PEFT needs the fix")
+def test_the_fix_does_nothing_where_peft_reads_the_cache_and_says_so_once(crammed,
+                                                                          monkeypatch):
+    from peft import PeftModel
+
+    model, _, path = crammed
+    monkeypatch.setattr(peft_generate, "_said", [])
+    peft_model = PeftModel.from_pretrained(model, str(path))
+    step = peft_model.prepare_inputs_for_generation
+    with pytest.warns(UserWarning, match="not needed with this PEFT"):
+        assert cram_harness.fix_peft_generate(peft_model) is peft_model
+    assert peft_model.prepare_inputs_for_generation == step  # untouched
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cram_harness.fix_peft_generate(PeftModel.from_pretrained(model, str(path)))
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
@@ -71,6 +92,7 @@ def test_the_fix_decodes_on_both_sides_of_the_rename(crammed, use_cache):
     assert peft_decodes(crammed, fix=True, use_cache=use_cache)
 
 
+@pytest.mark.skipif(peft_generate.peft_reads_cache(), reason="the fix does nothing here")
 def test_the_fix_leaves_the_base_models_generate_alone(crammed):
     """After a fixed PEFT generate, the base model's own cached generate matches its uncached
     one (the old name is shown to PEFT's step only), and fixing twice changes nothing."""
@@ -97,8 +119,8 @@ def test_decode_adapter_is_the_top_level_way(crammed):
     assert decoded.text.startswith("she was at the")
 
 
-@pytest.mark.parametrize("fix", [True, False])
-def test_loading_and_generating_is_quiet(crammed, fix):
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_loading_and_generating_is_quiet(crammed, use_cache):
     """PEFT's load and generate show none of the library warnings a user can do nothing
     about (PEFT's "position ids are not supported" at each generate, its call of a
     deprecated transformers property at each load); ours are silenced once imported."""
@@ -107,5 +129,5 @@ def test_loading_and_generating_is_quiet(crammed, fix):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # what was shown before is shown again here
         quiet_peft_warnings()
-        assert peft_decodes(crammed, fix=fix, use_cache=fix)
+        assert peft_decodes(crammed, fix=use_cache and BROKEN_PAIR, use_cache=use_cache)
     assert [str(w.message) for w in caught] == []

@@ -264,15 +264,17 @@ def _without_log_line(name: str, text: str) -> Iterator[None]:
 
 def _with_mem_prefix(model: Any, adapter_dir: str) -> Any:
     """The model behind a PEFT prompt-tuning wrapper, after our own checks of the adapter.
-    Its generate is fixed to see the KV cache on transformers >= 5.24 (peft_generate.py),
-    so that generation tasks decode with the [mem] prefix on every version."""
+    Where PEFT misses the KV cache (<= 0.21.2 on transformers >= 5.24), its generate is
+    fixed to see it (peft_generate.py), so that generation tasks decode with the [mem]
+    prefix on every version."""
     from peft import PeftModel
 
     from cram_harness.integrations.peft import load_adapter
-    from cram_harness.integrations.peft_generate import fix_peft_generate
+    from cram_harness.integrations.peft_generate import fix_peft_generate, peft_reads_cache
 
     load_adapter(adapter_dir, model)  # refuses foreign, damaged or mismatched adapters
-    return fix_peft_generate(PeftModel.from_pretrained(model, adapter_dir))
+    peft_model = PeftModel.from_pretrained(model, adapter_dir)
+    return peft_model if peft_reads_cache() else fix_peft_generate(peft_model)
 
 
 assert "hf" in MODEL_REGISTRY, "registering 'cram' must not hide lm-eval's own models"
