@@ -4,6 +4,7 @@ adapter back to its text. The engine (`cram_harness.engine.schedule`) does the w
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -16,6 +17,7 @@ from cram_harness.engine.adapter import compute_precision, weights_refused
 from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig, StepInfo
 from cram_harness.errors import CramError
+from cram_harness.forecast import unlikely_texts
 from cram_harness.models.load import load_model
 from cram_harness.models.tokens import check_fits, check_tokens_fit, encode_text
 from cram_harness.validation import check_engine_options
@@ -86,6 +88,10 @@ def cram(
                         "pass n_mem=init.shape[1] (a loaded adapter's vectors[None])")
     token_lists = [encode_text(tokenizer, t, max_tokens) for t in texts]
     check_tokens_fit(model, n_mem, token_lists)
+    spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")
+    said = unlikely_texts(model, spec, token_lists, n_mem)
+    if said:  # said before any step; a forecast never refuses a text
+        warnings.warn(said, stacklevel=2)
 
     def result(i: int, res: schedule.CramResult) -> None:
         if on_result is not None:

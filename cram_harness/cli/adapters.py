@@ -39,6 +39,8 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, devi
     text = decode_text(sys.stdin.buffer.read(), "stdin") if text_path == "-" \
         else read_text_file(text_path)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+    click.echo(_forecast(model, loaded, tokenizer, text, max_tokens, mem_tokens).line(),
+               err=True)
     options = settings.options(loaded, n_mem=mem_tokens)
     (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer, **options)
     path = result.save_adapter(out)
@@ -49,6 +51,30 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, devi
         from cram_harness.integrations.peft import push_adapter
 
         click.echo(f"pushed to {push_adapter(path, push_to, private=private)}")
+
+
+def _forecast(spec, model, tokenizer, text, max_tokens, n_mem):
+    """Before any step: the text's CE against the gain a vector of this model holds, measured
+    by an earlier run under results/ where there is one."""
+    from pathlib import Path
+
+    from cram_harness import forecast
+    from cram_harness.errors import CramError
+    from cram_harness.models.info import model_info
+    from cram_harness.models.tokens import check_fits, check_tokens_fit, encode_text
+    from cram_harness.reporting.tables import load_results
+    from cram_harness.results.files import model_dir
+
+    check_fits(model, n_mem, max_tokens)  # what cram() checks first, before a forward pass
+    tokens = encode_text(tokenizer, text, max_tokens)
+    check_tokens_fit(model, n_mem, [tokens])
+    folder = model_dir(Path("results"), spec)
+    try:
+        measured = load_results([folder]) if folder.is_dir() else []
+    except CramError:  # none there, or none readable: no measured number
+        measured = []
+    gain = forecast.model_gain(spec, model_info(model, tokenizer)["d_model"], measured)
+    return forecast.forecast(forecast.text_nats(model, tokens), len(tokens), gain, n_mem)
 
 
 @click.command()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from cram_harness.engine.adapter import pad_right
+from cram_harness.engine.adapter import engine_mode, pad_right
 from cram_harness.engine.measure import text_logits
 
 
@@ -17,7 +17,8 @@ def cumulative_cross_entropy(model: torch.nn.Module,
     """For each text, the running total (nats) of the CE of predicting its tokens after the
     seed, without [mem]: entry j covers the first j + 1 predicted tokens."""
     ids, mask = pad_right(token_lists, pad_id=0, device=model.device)
-    logits = text_logits(model, ids, mask, None).float()
+    with engine_mode(model):
+        logits = text_logits(model, ids, mask, None).float()
     ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
     return [ce[i, : len(t) - 1].cumsum(0).tolist() for i, t in enumerate(token_lists)]
 
