@@ -183,7 +183,7 @@ class _Best:
                min_margin: float) -> torch.Tensor:
         """Score the state the gradient was taken at (the paper's loop keeps the vector after
         that step's update; the state that was scored is the one that has the accuracy, so
-        that is what is kept). Returns which rows converged."""
+        that is what is kept). Returns the rows this step ends: converged, or faulted."""
         acc, margin, nats = stats.accuracy, stats.min_margin, stats.nats.detach()
         faulty = ~torch.isfinite(nats)  # caught at the step it happens
         self.fault[rows] |= faulty
