@@ -9,6 +9,17 @@ from typing import Any
 from cram_harness.results.record import SampleRecord
 
 
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def batch_steps_left(info: Any) -> int:
+    """The batch's steps left at most: every step the running and the waiting texts are
+    still allowed, a batch of them at a time."""
+    return -(-info.text_steps_left // max(info.slots, 1))
+
+
 class Display:
     """No-op hooks; subclass and override what you want to show."""
 
@@ -114,8 +125,7 @@ class RichDisplay(Display):
             return
         self._last = now
         done = run["before"] + info.step  # the batch's steps at this length so far
-        # every step the running and the waiting texts may still take, `slots` at a time
-        left = -(-info.text_steps_left // max(info.slots, 1))
+        left = batch_steps_left(info)
         seconds = (now - run["start"]) / max(done, 1) * left
         self.progress.update(self._bar, completed=done, total=done + left, left=seconds,
                              status=f"step {info.step}, acc {info.best_accuracy:.2f}")
@@ -147,10 +157,6 @@ def _time_column() -> Any:
     it took, once done."""
     from rich.progress import ProgressColumn
     from rich.text import Text
-
-    def clock(seconds: float) -> str:
-        minutes, secs = divmod(int(seconds + 0.5), 60)
-        return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
     class TimeLeft(ProgressColumn):
         def render(self, task: Any) -> Text:
