@@ -66,3 +66,17 @@ def test_bench_step_memory_measures_an_architecture(tmp_path):
     assert "measured" in out and "estimate" in out
     (row,) = json.loads((tmp_path / "rows.json").read_text())
     assert row["arch"] == "mamba2" and row["estimate_mib"] > 0
+
+
+def test_bench_sweep_compares_fixed_batches_with_the_queue(tmp_path):
+    out = bench("bench_sweep.py", "--tiny", "--texts", "5", "--tokens", "8", "--batch-size",
+                "2", "--max-steps", "6", "--drawn", "--json", str(tmp_path / "s.json"),
+                cwd=tmp_path)
+    (row,) = json.loads((tmp_path / "s.json").read_text()).values()
+    chunks, queue = row["ways"]["chunks"], row["ways"]["queue"]
+    # the tiny model holds no text: each runs to the cap, the same steps both ways (which
+    # way fills the batch better is tests/engine/test_loop.py's, with texts that converge)
+    assert chunks["text_steps"] == queue["text_steps"] == 5 * 6
+    assert chunks["occupancy"] == queue["occupancy"] == 30 / (3 * 6 * 2)
+    assert queue["padded_share"] < chunks["padded_share"]  # the queue waits longest first
+    assert "texts have the same steps" in out
