@@ -1,12 +1,14 @@
-"""Cram many texts: batches that fit the memory, a batch that runs out of it split in two, a
-bf16 run whose loss went NaN/inf redone in fp32, and greedy decoding of the texts that reached
-100% teacher-forced accuracy, in groups. No I/O: results go to the caller's `on_result`.
+"""Cram many texts: a queue of them through a batch as large as the memory holds (engine/
+loop.py), a bf16 run whose loss went NaN/inf redone in fp32, and greedy decoding of the texts
+that reached 100% teacher-forced accuracy, in groups. No I/O: results go to the caller's
+`on_result`.
 
 A text below 100% needs no decoding: greedy decoding follows the teacher-forced argmax up to
 its first miss, so that miss is where decoding would fail. A text at 100% may still fail
-(argmax ties flip between the batched pass and the token-by-token one, SPEC section 3), so
-those are decoded, many at once: they share one prefix length ([mem] + seed token), so a
-group needs no padding and decoding it costs about what decoding one text does.
+(argmax ties flip between the batched pass and the token-by-token one: docs/concepts.md,
+"What lossless means here"), so those are decoded, many at once: they share one prefix length
+([mem] + seed token), so a group needs no padding and decoding it costs about what decoding
+one text does.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig, SampleOutcome, StepInfo, cram_batch
 from cram_harness.engine.measure import text_logits, token_stats
 
-# Texts at 100% wait to be decoded together until the batch ends, or until the first of them
-# has waited DECODE_COST_RATIO times as long as the last decode took (at least DECODE_WAIT_S):
+# Texts at 100% wait to be decoded together until the queue runs dry, or until the first of
+# them has waited DECODE_COST_RATIO times as long as the last decode took (DECODE_WAIT_S at
+# least):
 # a decode costs about the same for one text as for many (one forward pass a token), so
 # decoding costs at most ~5% of the wall time, and a stopped run loses little finished work.
 DECODE_COST_RATIO = 19.0
