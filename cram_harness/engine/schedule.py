@@ -31,9 +31,9 @@ from cram_harness.engine.measure import text_logits, token_stats
 
 # Texts at 100% wait to be decoded together until the queue runs dry, or until the first of
 # them has waited DECODE_COST_RATIO times as long as the last decode took (DECODE_WAIT_S at
-# least):
-# a decode costs about the same for one text as for many (one forward pass a token), so
-# decoding costs at most ~5% of the wall time, and a stopped run loses little finished work.
+# least): a decode costs about the same for one text as for many (one forward pass a token),
+# so decoding costs at most ~5% of the wall time, and a stopped run loses little finished
+# work.
 DECODE_COST_RATIO = 19.0
 DECODE_WAIT_S = 60.0
 
