@@ -93,6 +93,12 @@ class Forecast:
         return max(1, math.ceil(self.text_nats / self.gain.nats))
 
     @property
+    def known(self) -> bool:
+        """False where the model's own CE of the text is not a number (a broken model): the
+        engine will say what went wrong, the forecast says nothing."""
+        return math.isfinite(self.text_nats)
+
+    @property
     def likely(self) -> bool:
         return self.vectors_needed <= self.n_mem
 
@@ -133,6 +139,7 @@ def unlikely_texts(model: Any, spec: str, token_lists: list[list[int]],
     gain = published_gain(spec) or estimated_gain(d_model)
     found = [forecast(nats, len(t), gain, n_mem)
              for nats, t in zip(texts_nats(model, token_lists), token_lists)]
+    found = [f for f in found if f.known]
     unlikely = [f for f in found if not f.likely]
     if not unlikely:
         return None

@@ -34,6 +34,7 @@ def test_the_forecast_names_the_vectors_a_text_needs():
     assert not hard.likely and hard.vectors_needed == 3
     assert "unlikely" in hard.line() and "--mem-tokens 3" in hard.line()
     assert forecast.forecast(250.0, tokens=30, gain=gain, n_mem=3).likely
+    assert not forecast.forecast(float("nan"), tokens=30, gain=gain).known  # a broken model
 
 
 def test_text_nats_is_the_summed_ce_after_the_seed():

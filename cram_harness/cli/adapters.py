@@ -39,8 +39,9 @@ def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, devi
     text = decode_text(sys.stdin.buffer.read(), "stdin") if text_path == "-" \
         else read_text_file(text_path)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
-    click.echo(_forecast(model, loaded, tokenizer, text, max_tokens, mem_tokens).line(),
-               err=True)
+    said = _forecast(model, loaded, tokenizer, text, max_tokens, mem_tokens)
+    if said.known:
+        click.echo(said.line(), err=True)
     options = settings.options(loaded, n_mem=mem_tokens)
     (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer, **options)
     path = result.save_adapter(out)
