@@ -9,6 +9,7 @@ A page asks for a generated part with a marker line; the hook replaces the marke
     <!-- generated: model-aliases -->   every registered model alias
     <!-- generated: model-families -->  the model families the tests check
     <!-- generated: engine-defaults --> the engine options and their defaults (CramConfig)
+    <!-- generated: metric-table -->    every metric a results file holds (metrics.METRICS)
 
 An unknown marker fails the build. Registered in mkdocs.yml under `hooks:`; the functions
 are also importable (tests/test_docs.py checks the output against the click commands).
@@ -245,6 +246,20 @@ def engine_defaults() -> str:
     return "\n".join(parts) + "\n"
 
 
+def metric_table() -> str:
+    from cram_harness.metrics import AGGREGATIONS, METRICS
+
+    better = {True: "higher", False: "lower", None: "neither"}
+    parts = ["| metric | under fast, max | task kinds | aggregation | better | unit | what |",
+             "|---|---|---|---|---|---|---|"]
+    for m in METRICS:
+        kinds = ", ".join(map(_code, m.kinds)) or "lm-eval's tasks"
+        parts.append(f"| {_code(m.name)} | {_code(m.climbing_name) if m.climbing_name else '='}"
+                     f" | {kinds} | {_cell(AGGREGATIONS[m.aggregation])} | "
+                     f"{better[m.higher_is_better]} | {m.unit} | {_cell(m.paper)} |")
+    return "\n".join(parts) + "\n"
+
+
 GENERATORS = {
     "cli-reference": cli_reference,
     "task-list": task_list,
@@ -253,6 +268,7 @@ GENERATORS = {
     "model-aliases": model_aliases,
     "model-families": model_families,
     "engine-defaults": engine_defaults,
+    "metric-table": metric_table,
 }
 
 

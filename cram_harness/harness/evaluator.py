@@ -117,7 +117,8 @@ def _evaluate_model(spec: str, names: list[str], task_cfgs: list[TaskConfig], so
                      for t in task_cfgs if t.kind == "capacity_estimate" and rank.is_main})
     results, samples = build_results(
         spec=spec, task_cfgs=task_cfgs, sweeps=sweeps, store=store,
-        model_info=info, settings=asdict(settings), analyses=analyses,
+        model_info=info, settings=asdict(settings), protocol=settings.rules,
+        analyses=analyses,
         timings={"model_load_s": load_s, "optimization_s": opt_s,
                  "total_s": time.time() - started},
         device=str(model.device), groups=group_members(names, settings.include_path))

@@ -124,9 +124,21 @@ def test_climbs_are_credited_with_every_prefix_of_their_longest_exact_length():
 
 
 def test_the_names_of_a_climbs_numbers_say_so():
-    assert PAPER.metric_name("decoding_capacity") == "decoding_capacity"
-    assert FAST.metric_name("decoding_capacity") == "progressive_capacity"
-    assert MAX.metric_name("token_gain") == "progressive_token_gain"
+    from cram_harness.metrics import metric
+
+    assert metric("decoding_capacity").key(PAPER.climbs) == "decoding_capacity"
+    assert metric("decoding_capacity").key(FAST.climbs) == "progressive_capacity"
+    assert metric("token_gain").key(MAX.climbs) == "progressive_token_gain"
+    assert metric("n_full_vectors").key(MAX.climbs) == "n_full_vectors"  # a count is a count
+
+
+def test_a_files_protocol_is_read_one_way():
+    from cram_harness.protocols import protocol_of_file
+
+    assert protocol_of_file(None) is PAPER  # a file from before protocols
+    assert protocol_of_file("fast") is FAST
+    newer = protocol_of_file("beam")  # a newer cram-harness's: not the paper's numbers
+    assert newer.climbs and newer.name == "beam"
 
 
 def test_the_cli_offers_the_protocol_table():

@@ -67,6 +67,32 @@ def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
             results["results"])
 
 
+def test_the_bridge_pools_the_documents_as_the_metric_table_reads_records():
+    """lm-eval's items per document, aggregated over documents, give what the table computes
+    from the same records in one pool."""
+    from cram_harness.integrations.lm_eval.bridge import AGGREGATIONS, process_results
+    from cram_harness.results.record import SampleRecord
+
+    docs = [[dict(length=8, best_accuracy=1.0, greedy_accuracy=1.0, greedy_exact=True),
+             dict(length=16, best_accuracy=0.5, greedy_accuracy=0.25, greedy_exact=False,
+                  token_gain=6.0, information_gain=30.0, information_gain_bits=43.3)],
+            [dict(length=8, best_accuracy=0.75, greedy_accuracy=0.5, greedy_exact=False,
+                  token_gain=4.0, information_gain=20.0, information_gain_bits=28.9),
+             dict(length=16, best_accuracy=0.5, greedy_accuracy=0.5, greedy_exact=False,
+                  token_gain=7.0, information_gain=35.0, information_gain_bits=50.5)]]
+    items = [process_results({}, [json.dumps({"key": "", **r}) for r in doc]) for doc in docs]
+    records = [SampleRecord.from_json(r) for doc in docs for r in doc]
+    reading = metrics.Reading(records, records)
+    for m in metrics.METRICS:
+        if not m.lm_eval:
+            continue
+        pooled = [i[m.name] for i in items]
+        got = sum(pooled) / len(pooled) if m.lm_eval == "mean" else \
+            AGGREGATIONS[m.lm_eval](pooled)
+        want = m.compute(reading)
+        assert got == pytest.approx(getattr(want, "mean", want)), m.name
+
+
 def test_lm_eval_users_hub_id_offline_is_one_line(tmp_path):
     proc = run_cli("--model", "cram", "--model_args", "pretrained=org/name,revision=v2",
                    "--tasks", "cram_capacity_random", "--limit", "1",
@@ -91,6 +117,10 @@ def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
             "data_files": _corpus_file(tiny_model_dir), "lengths": [6, 12], "num_samples": 2}))
     res = out["results"]["cram_info_gain_pg19"]
     assert "best_accuracy_stderr,none" in res
+    # lm-eval's directions are the metric table's: a spread is better small
+    assert out["higher_is_better"]["cram_info_gain_pg19"] == {
+        name: better for m in metrics.METRICS if m.lm_eval
+        for name, better in m.directions().items()}
     # --limit takes texts, each at every length (it used to drop the longer lengths)
     assert out["n-samples"]["cram_info_gain_pg19"]["effective"] == 1
     (sample,) = out["samples"]["cram_info_gain_pg19"]
