@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cram_harness.harness.evaluator import RunSettings, evaluate
-from cram_harness.harness.records import read_records
 from cram_harness.metrics import metric, result_key
 from cram_harness.protocols import PROTOCOLS
+from cram_harness.results.records import read_records
 
 
 def _key(name: str, protocol: str) -> str:

@@ -138,6 +138,8 @@ AGGREGATIONS = {
 
 @dataclass(frozen=True)
 class Metric:
+    """One number a results file reports, declared once: what the table says of it."""
+
     name: str  # its key under the paper's protocol
     compute: Callable[[Reading], Any]  # a number, None (nothing to count), MeanStd or ABSENT
     aggregation: str  # a key of AGGREGATIONS
@@ -271,7 +273,8 @@ GAIN_KINDS = ("token_gain", "info_gain")
 # several restarts per text, their vectors kept: the solutions are compared after the sweeps
 ANALYSIS_KINDS = ("similarity", "interpolation")
 
-# In the order a task's entries are written.
+# In the order a task's entries are written; each is
+# Metric(name, compute, aggregation, higher_is_better, kinds, unit, paper, ...).
 METRICS: tuple[Metric, ...] = (
     Metric("decoding_capacity", _capacity_of("best_accuracy"), "capacity", True, CAPACITY_KINDS,
            "tokens", "decoding capacity", climbing_name="progressive_capacity",

@@ -7,7 +7,7 @@ fast: a text climbs to the next length only while it stays lossless, warm-starte
   solution at the previous length; a text that stopped keeps its last accuracy for the
   longer lengths (a longer prefix is not easier).
 max: climbs as fast does, while greedy decoding is exact, with a second start where a text
-  loses a length, and the levers later work found (SPEC section 3) unless the user set them.
+  loses a length, and the levers later work found (docs/concepts.md) unless the user set them.
 
 The harness runs them, results/ names their numbers, cli/run.py offers `PROTOCOLS`' keys.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cram_harness.errors import CramError
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
 
 @dataclass(frozen=True)

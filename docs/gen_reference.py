@@ -212,37 +212,20 @@ def model_families() -> str:
     return "\n".join(parts) + "\n"
 
 
-# What each CramConfig field means; tests/test_docs.py fails when a field has no line here.
-ENGINE_OPTIONS = {
-    "n_mem": "number of `[mem]` vectors `k` (CLI: `--mem-tokens`, or the task's `mem_tokens`)",
-    "lr": "AdamW learning rate, constant",
-    "betas": "AdamW betas",
-    "weight_decay": "AdamW decoupled weight decay",
-    "eps": "AdamW epsilon",
-    "max_steps": "optimizer steps at most, per text",
-    "patience": "stop a text after this many steps without a better accuracy",
-    "min_margin": "converged only when every target's logit beats the runner-up by this much; "
-                  "0 is the paper's rule (100% accuracy); beyond the paper",
-    "temperature": "temperature of the training loss's softmax (1: plain cross-entropy)",
-    "dtype": "`fp32`, or `bf16` autocast",
-    "subspace": "0: optimize every coordinate; r > 0: only r coordinates along the token "
-                "embeddings' top principal directions (a low-dimensional reparametrization)",
-    "checkpointing": "activation checkpointing: recompute each layer in the backward pass "
-                     "(less memory, more compute; same results)",
-    "compile": "torch.compile the model's forward: faster steps after a compile of about a "
-               "minute; results differ in the last bits",
-    "seed": "seed of the vectors' random start",
-}
-
-
 def engine_defaults() -> str:
+    """CramConfig's fields, as declared (cram_harness/config.py): default, range, help."""
     from dataclasses import fields
 
-    from cram_harness.engine.loop import CramConfig
+    from cram_harness.config import CramConfig, flag
+    from cram_harness.harness.settings import EngineSettings
 
-    parts = ["| option | default | meaning |", "|---|---|---|"]
+    user = {f.name for f in fields(EngineSettings)}
+    parts = ["| option | default | values | meaning |", "|---|---|---|---|"]
     for f in fields(CramConfig):
-        parts.append(f"| `{f.name}` | `{f.default!r}` | {ENGINE_OPTIONS.get(f.name, '')} |")
+        check = f.metadata["check"]
+        cli = f" (`{flag(f)}`)" if f.name in user or f.metadata.get("flag") else ""
+        parts.append(f"| `{f.name}`{cli} | `{f.default!r}` | {_cell(check.what)} | "
+                     f"{_cell(f.metadata['help'])} |")
     return "\n".join(parts) + "\n"
 
 

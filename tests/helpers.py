@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cram_harness import cli
 from cram_harness.engine.loop import cram_batch
-from cram_harness.harness.records import read_records
+from cram_harness.results.records import read_records
 
 # --- the CLI ----------------------------------------------------------------------------------
 
@@ -39,7 +39,7 @@ SELF_SIGNAL = r"""
 import os, signal, sys, types
 from pathlib import Path
 from cram_harness import atomic
-from cram_harness.harness import records
+from cram_harness.results import records
 
 where, sig = os.environ["CRAM_TEST_AT"], getattr(signal, os.environ["CRAM_TEST_SIGNAL"])
 

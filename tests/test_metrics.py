@@ -3,7 +3,7 @@ import math
 import pytest
 
 from cram_harness import metrics
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
 
 def test_gains():

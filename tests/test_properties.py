@@ -23,8 +23,7 @@ from cram_harness.data.text import (
     split_sentences,
     strip_gutenberg,
 )
-from cram_harness.harness.records import RecordStore, read_records
-from cram_harness.results.record import SampleRecord, record_key
+from cram_harness.results.records import RecordStore, SampleRecord, read_records, record_key
 from tests.conftest import record as a_record
 
 # No example database: nothing is written into the checkout.

@@ -31,12 +31,12 @@ import yaml
 
 from cram_harness import metrics
 from cram_harness.errors import CramError
+from cram_harness.metrics import LOSSLESS_THRESHOLD
 from cram_harness.schemas import is_int, is_number
 from cram_harness.validation import MAX_STEPS
 
 # A kind is what a task reports: the kinds the metric table's entries name.
 KINDS = tuple(dict.fromkeys(kind for m in metrics.METRICS for kind in m.kinds))
-ANALYSES = metrics.ANALYSIS_KINDS  # several restarts per text, vectors kept
 SAMPLINGS = ("grid", "uniform")
 
 
@@ -52,7 +52,7 @@ class TaskConfig:
     sampling: str = "grid"
     past_capacity: int = 3
     stop_below: float = 0.0
-    threshold: float = 0.99
+    threshold: float = LOSSLESS_THRESHOLD
     version: int = 1
     description: str = ""
     restarts: int = 4  # analyses: solutions per text, from different seeds

@@ -1,33 +1,15 @@
-"""What the evaluator shows while it runs. The evaluator calls these hooks and never
-prints; `Display` shows nothing, `RichDisplay` draws a live progress line per length."""
+"""What the evaluator shows while it runs: `RichDisplay` implements its hooks
+(harness/display.py) with a live progress line per length; the evaluator never prints."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
 
-class Display:
-    """No-op hooks; subclass and override what you want to show."""
-
-    shows_plan = False  # whether `plan` is worth a timed step to estimate the run's length
-
-    def model_start(self, spec: str) -> None: ...
-    def note(self, message: str) -> None: ...
-    def model_loaded(self, spec: str, info: dict, seconds: float) -> None: ...
-    def plan(self, lines: list[str]) -> None: ...
-    def length_start(self, label: str, length: int, todo: int, cached: int,
-                     max_steps: int) -> None: ...
-    def step(self, info: Any) -> None: ...
-    def sample_done(self, record: SampleRecord) -> None: ...
-    def length_done(self, label: str, length: int, mean_accuracy: float) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class RichDisplay(Display):
+class RichDisplay:
     """One line per length, within 80 columns: texts done, the running batch's step out of
     its limit, its best accuracy, and the time left at most: every step still allowed (the
     running batch's and those of the batches still to come), at the length's mean step time

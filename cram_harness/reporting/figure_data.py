@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterator
 
 from cram_harness import metrics
-from cram_harness.schemas import is_number
 from cram_harness.reporting.runs import Run
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
+from cram_harness.schemas import is_number
 
 # The task kinds whose `threshold` says what counts as decoded: capacity's, and the gains'
 # (a "full" vector is one at or below it). Each question asks its own kinds first.
@@ -134,13 +134,15 @@ def decoded_spread(run: Run, dataset: str, n_mem: int, length: float | None
 
 
 def scaling_hint(runs: list[Run]) -> str:
-    """What to run for Fig. 4, for the datasets these runs used: their mem_scaling task
-    where one exists, else a capacity task over several numbers of vectors."""
-    from cram_harness.harness.registry import all_tasks
-
-    known = all_tasks()
-    datasets = sorted({s.get("dataset") for run in runs for s in run.results.get("sweeps", [])
-                       if s.get("dataset")}) or ["random"]
-    hints = [f"mem_scaling_{d}" if f"mem_scaling_{d}" in known
-             else f"capacity_{d} --mem-tokens 1,2,4" for d in datasets]
-    return "run " + " or ".join(hints)
+    """What to run for Fig. 4, for the datasets these runs used: a task they ran on it (so
+    one that exists) over several numbers of vectors; the shipped capacity_random where
+    they name no dataset."""
+    ran: dict[str, str] = {}
+    for run in runs:
+        for name, _, dataset in run.tasks(*CAPACITY_KINDS):
+            ran.setdefault(dataset, name)
+    datasets = sorted(set(ran) | {s.get("dataset") for run in runs
+                                  for s in run.results.get("sweeps", []) if s.get("dataset")})
+    hints = [f"{ran[d]} --mem-tokens 1,2,4" if d in ran
+             else f"a capacity task on {d} with --mem-tokens 1,2,4" for d in datasets]
+    return "run " + (" or ".join(hints) or "capacity_random --mem-tokens 1,2,4")

@@ -28,7 +28,7 @@ from cram_harness.reporting.plotting import (
     save,
 )
 from cram_harness.reporting.runs import Run
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
 __all__ = ["FIGURES", "Skip", "make_figures"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cram_harness.protocols import protocol_of_file
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
 SETTING_KEYS = ("protocol", "lr", "max_steps", "min_margin", "temperature", "subspace", "dtype",
                 "autocast")

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cram_harness import metrics, schemas
+from cram_harness.config import engine_default
 from cram_harness.errors import CramError
 from cram_harness.protocols import protocol_of_file
 
@@ -43,9 +44,10 @@ FORMATS = ("table", "markdown", "csv", "html")
 TERMINAL = ("model", "dataset", "protocol", "precision", "lr", "capacity", "greedy_capacity",
             "token_gain", "information_gain", "eq1", "utilization")
 SETTINGS = ("protocol", "precision", "lr", "max_steps", "other")
-# engine settings beyond the paper's, named in a row's settings where they differ from it
-OTHER_SETTINGS = (("min_margin", "margin", 0.0), ("temperature", "temperature", 1.0),
-                  ("subspace", "subspace", 0), ("patience", "patience", 2000))
+# engine settings beyond the paper's, named in a row's settings where they differ from its
+OTHER_SETTINGS = tuple((key, name, engine_default(key)) for key, name in (
+    ("min_margin", "margin"), ("temperature", "temperature"), ("subspace", "subspace"),
+    ("patience", "patience")))
 # the columns shown as mean ± std
 MEAN_STD = tuple(col for col, name in METRIC_COLUMNS.items()
                  if metrics.metric(name).aggregation == "mean_std")

@@ -14,11 +14,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from cram_harness import metrics
-from cram_harness.protocols import PAPER, Protocol
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the harness hands them in: results are made without it
     from cram_harness.harness.tasks import TaskConfig
+    from cram_harness.protocols import Protocol
 
 
 def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int
@@ -47,8 +47,7 @@ def carried_records(task: TaskConfig, sweeps: list, n_mem: int) -> list[SampleRe
 
 
 def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
-                 analyses: dict | None = None, protocol: Protocol = PAPER
-                 ) -> tuple[dict, list, dict]:
+                 analyses: dict | None, protocol: Protocol) -> tuple[dict, list, dict]:
     """(metrics, records used, higher_is_better) of one task: the metric table's entries
     for its kind, at each number of [mem] vectors its sweeps ran (mem_scaling reports every
     one, `_k<k>`; the others their first)."""
@@ -111,10 +110,11 @@ def _mean(values: list[float]) -> float:
 
 
 def build_results(*, spec, task_cfgs, sweeps, store, model_info, settings, timings, device,
-                  protocol: Protocol = PAPER, groups: dict[str, list[str]] | None = None,
+                  protocol: Protocol, groups: dict[str, list[str]] | None = None,
                   analyses=None) -> tuple[dict, dict[str, list[dict]]]:
     """The results file's content and each task's sample records (`settings`: the run's
-    config block; `groups`: the groups the user asked for, each with its member tasks)."""
+    config block; `protocol`: the run's, which names and credits its numbers; `groups`: the
+    groups the user asked for, each with its member tasks)."""
     results, configs, versions, n_samples, higher, samples = {}, {}, {}, {}, {}, {}
     full_vectors: dict[str, dict[str, int]] = {}
     for task in task_cfgs:

@@ -350,7 +350,7 @@ def test_any_edit_of_a_task_file_parses_or_is_one_line(tmp_path):
 def test_any_edit_of_a_record_line_is_read_or_skipped(tmp_path):
     import warnings
 
-    from cram_harness.harness.records import read_records
+    from cram_harness.results.records import read_records
 
     path = tmp_path / "records.jsonl"
 

@@ -1,13 +1,12 @@
 """Reliability under bad input, interruption, concurrency and numerical or disk faults.
 
-What must hold (DESIGN.md): nothing finished is lost, nothing is half-written, every error is
-one clear line (`error: ...`, exit code 2, no traceback unless --debug), and nothing executes
+What must hold (docs/reliability.md): nothing finished is lost, nothing is half-written, every error
+is one clear line (`error: ...`, exit code 2, no traceback unless --debug), and nothing executes
 code found in a results file, a task YAML, an adapter or a dataset.
 
-Runs stay small: a tiny GPT-2 (d=64, context 256), three short books, lengths 4 and 8, at most
-40 steps. Processes get one thread each (OMP_NUM_THREADS=1): on a shared 2-core machine two
-threads per process make a 0.2 s sample take 10 s. docs/reliability.md lists these tests.
-"""
+Runs stay small: a tiny GPT-2 (d=64, context 256), three short books, lengths 4 and 8, at most 40
+steps. Processes get one thread each (OMP_NUM_THREADS=1): on a shared 2-core machine two threads per
+process make a 0.2 s sample take 10 s. docs/reliability.md lists these tests."""
 
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ import torch
 from cram_harness.atomic import write_json_atomic
 from cram_harness.errors import CramError
 from cram_harness.harness.evaluator import RunSettings
-from cram_harness.harness.records import RecordStore
+from cram_harness.results.records import RecordStore
 from tests.conftest import word_sentences
 from tests.helpers import (
     RUN,
@@ -351,12 +350,12 @@ BEFORE_THE_MODEL = [
     ("gutenberg-boilerplate-only", data_file("boilerplate.txt", GUTENBERG_ONLY),
      "only Project Gutenberg boilerplate"),
     ("missing-data-path", flags("--data-files", "/no/such/books/*.txt"), "matches no"),
-    ("lengths-zero", flags("--lengths", "0,8"), "--lengths must be positive integers"),
-    ("lengths-negative", flags("--lengths=-4,8"), "--lengths must be positive integers"),
-    ("lengths-empty", flags("--lengths", ","), "--lengths must be positive integers"),
+    ("lengths-zero", flags("--lengths", "0,8"), "--lengths is (0, 8): expected positive integers"),
+    ("lengths-negative", flags("--lengths=-4,8"), "--lengths is (-4, 8): expected positive"),
+    ("lengths-empty", flags("--lengths", ","), "--lengths is (): expected positive integers"),
     ("lengths-not-integer", flags("--lengths", "8.5"), "comma-separated integers"),
-    ("mem-tokens-zero", flags("--mem-tokens", "0"), "--mem-tokens must be positive integers"),
-    ("mem-tokens-negative", flags("--mem-tokens=-1"), "--mem-tokens must be positive integers"),
+    ("mem-tokens-zero", flags("--mem-tokens", "0"), "--mem-tokens is (0,): expected positive"),
+    ("mem-tokens-negative", flags("--mem-tokens=-1"), "--mem-tokens is (-1,): expected positive"),
     ("limit-zero", flags("--limit", "0"), "--limit takes a whole number of texts or a fraction"),
     ("batch-size-zero", flags("--batch-size", "0"), "--batch-size takes a positive integer"),
     ("batch-size-word", flags("--batch-size", "many"), "--batch-size takes a positive integer"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cram_harness.harness.records import read_records
+from cram_harness.results.records import read_records
 from tests.conftest import write_corpus
 
 ARGS = ["--tasks", "capacity_pg19,token_gain_pg19", "--limit", "3", "--lengths", "4,8",

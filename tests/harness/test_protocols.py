@@ -4,7 +4,7 @@ import pytest
 
 from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.protocols import FAST, MAX, PAPER, PROTOCOLS, SECOND_START_SEED_OFFSET
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 from tests.conftest import write_corpus
 
 GRID = (2, 3, 4, 6, 8)
@@ -46,7 +46,7 @@ def test_fast_stops_running_a_text_once_it_fails(tiny_model_dir, word_corpus, tm
 def test_max_climbs_only_while_greedy_decoding_is_exact(tiny_model_dir, word_corpus, tmp_path):
     from pathlib import Path
 
-    from cram_harness.harness.records import read_records
+    from cram_harness.results.records import read_records
 
     res = run(tiny_model_dir, word_corpus, tmp_path, "max")
     assert res["config"]["protocol"] == "max"
@@ -88,11 +88,11 @@ def test_max_sets_the_lr_from_the_embeddings_unless_given(tiny_model_dir):
     from cram_harness.models.load import load_model
 
     model, _ = load_model(tiny_model_dir, device="cpu")
-    scaled = RunSettings(protocol="max").options(model, 1, MAX)
-    assert scaled["lr"] == pytest.approx(MAX.lr_per_embedding_std * init_std(model), rel=1e-4)
-    assert scaled["min_margin"] == 0.5
-    assert RunSettings(protocol="max", lr=0.3).options(model, 1, MAX)["lr"] == 0.3
-    assert "lr" not in RunSettings().options(model, 1, PAPER)  # CramConfig's: the paper's 1e-2
+    scaled = RunSettings(protocol="max").config(model, 1, MAX)
+    assert scaled.lr == pytest.approx(MAX.lr_per_embedding_std * init_std(model), rel=1e-4)
+    assert scaled.min_margin == 0.5
+    assert RunSettings(protocol="max", lr=0.3).config(model, 1, MAX).lr == 0.3
+    assert RunSettings().config(model, 1, PAPER).lr == 1e-2  # CramConfig's: the paper's
 
 
 def rec(length=8, best=1.0, exact=True, text="a", **more):

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from cram_harness.harness.records import RecordStore
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import RecordStore, SampleRecord
 from tests.conftest import record
 
 # A line as cram-harness 0.1 wrote it before min_loss, greedy_accuracy and first_mismatch.

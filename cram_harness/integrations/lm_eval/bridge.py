@@ -45,7 +45,7 @@ from lm_eval.api.task import ConfigurableTask  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 
 from cram_harness import metrics  # noqa: E402
-from cram_harness.results.record import SampleRecord  # noqa: E402
+from cram_harness.results.records import SampleRecord  # noqa: E402
 
 
 def task_dir() -> Path:
@@ -182,13 +182,14 @@ class CramLM(HFLM):
         from cram_harness.harness.settings import EngineSettings
         from cram_harness.integrations.lm_eval.spellings import is_true
         from cram_harness.models.load import hub_spec, load_model
+        from cram_harness.validation import keyword
 
         # before any work: a bad setting is one line naming it as the user spelled it (a
         # model_args dict may hold strings, which lm-eval's own parser would have converted)
         self.engine = EngineSettings(**{
             name: handle_arg_string(v) if isinstance(v := kwargs.pop(name), str) else v
             for name in list(kwargs) if name in EngineSettings.__dataclass_fields__})
-        self.engine.check(spelling=lambda name: f"{name}=")
+        self.engine.check(spelling=keyword)
         if device is None or (device.startswith("cuda") and not torch.cuda.is_available()):
             device = "auto"  # lm-eval's CLI defaults to cuda:0
         spec = hub_spec(str(pretrained), revision)
@@ -200,7 +201,6 @@ class CramLM(HFLM):
         with _without_log_line(HFLM_LOGGER, NOT_A_STR):  # a loaded model is our design
             super().__init__(pretrained=model, tokenizer=tokenizer, **kwargs)
         self.spec = spec
-        self.engine.options(self.base_model, 1)  # a bad autocast= fails now, not at a request
         self.cram_batch_size = int(cram_batch_size)
 
     def cram(self, requests: list[Instance]) -> list[str]:
