@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import make_family_model, make_word_tokenizer, write_corpus
 from tests.helpers import cram_eval
+from tests.tiny import make_family_model, make_word_tokenizer, write_corpus
 
 REPO = "state-spaces/mamba-130m-hf"
 COMMIT = "5f1b2c3d4e5f60718293a4b5c6d7e8f901234567"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cram_harness.results.records import read_records
-from tests.conftest import write_corpus
+from tests.tiny import write_corpus
 
 ARGS = ["--tasks", "capacity_pg19,token_gain_pg19", "--limit", "3", "--lengths", "4,8",
         "--max-steps", "30", "--lr", "0.3", "--batch-size", "1", "--past-capacity", "0"]

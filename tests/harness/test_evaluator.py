@@ -9,8 +9,8 @@ from cram_harness.errors import CramError
 from cram_harness.harness.display import Display
 from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.results.records import RecordStore, read_records
-from tests.conftest import record
 from tests.helpers import records_of
+from tests.tiny import record
 
 TASKS = ["capacity_pg19", "token_gain_pg19", "info_gain_pg19"]
 

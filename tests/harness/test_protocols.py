@@ -5,7 +5,7 @@ import pytest
 from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.protocols import FAST, MAX, PAPER, PROTOCOLS, SECOND_START_SEED_OFFSET
 from cram_harness.results.records import SampleRecord
-from tests.conftest import write_corpus
+from tests.tiny import write_corpus
 
 GRID = (2, 3, 4, 6, 8)
 

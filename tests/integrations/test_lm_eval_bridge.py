@@ -12,7 +12,7 @@ from packaging.version import Version
 
 from cram_harness import metrics
 from cram_harness.errors import CramError
-from tests.conftest import make_tiny_model, word_text
+from tests.tiny import make_tiny_model, word_text
 
 LL_TASK = """task: local_ll
 dataset_path: json
@@ -140,7 +140,7 @@ def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
 
 
 def _corpus_file(model_dir):
-    from tests.conftest import word_sentences
+    from tests.tiny import word_sentences
 
     path = os.path.join(os.path.dirname(model_dir), "lm_eval_corpus")
     os.makedirs(path, exist_ok=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from cram_harness import metrics
-from tests.conftest import make_tiny_model, make_word_tokenizer
 from tests.helpers import run_cli
+from tests.tiny import make_tiny_model, make_word_tokenizer
 
 OLD = Path(__file__).parent / "old_files"
 COMMON = ["--model", "tiny", "--data-files", "books", "--limit", "2", "--lengths", "4,8",
