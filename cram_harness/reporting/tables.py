@@ -135,12 +135,17 @@ def table1_rows(results: list[dict]) -> list[dict]:
         settings = run_settings(res)
         protocol = settings["protocol"]
         for name, task in res["results"].items():
-            dataset = res.get("configs", {}).get(name, {}).get("dataset", "?")
+            config = res.get("configs", {}).get(name, {})
+            dataset, kind = config.get("dataset", "?"), config.get("kind")
             key = (res["model_name"], dataset, *settings.values())
             row = rows.setdefault(key, {
                 "model": res["model_name"], "dataset": dataset, **settings,
                 "d_model": info.get("d_model"), "eq1": info.get("eq1_capacity")})
             for col, metric in METRIC_COLUMNS.items():
+                # a column shows the metric of the kinds that report it for Table 1 (a
+                # capacity estimate's information gain is another: its probe length's alone)
+                if kind is not None and kind not in metrics.metric(metric).kinds:
+                    continue
                 found = _metric(task, metric, protocol)
                 if found is not None:
                     row[col] = (found, _metric(task, metric, protocol, "_std")) \
