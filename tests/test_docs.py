@@ -232,6 +232,7 @@ def test_every_command_block_says_whether_it_runs():
 # --- the commands -----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_quickstart_runs(tiny_model_dir, tmp_path):
     _needs_cli()
     out = run_page("quickstart.md", tmp_path, tiny_model_dir, run_env())
@@ -241,6 +242,7 @@ def test_quickstart_runs(tiny_model_dir, tmp_path):
     assert (tmp_path / "report" / "report.html").is_file()
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_recipes_run_in_order(tiny_model_dir, tmp_path):
     """The recipes share one directory: the later ones read what the first one wrote."""
     _needs_cli()
@@ -260,6 +262,7 @@ def test_recipes_list_matches_the_nav():
     assert sorted(RECIPES) == sorted(p.name for p in (DOCS / "recipes").glob("*.md"))
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_example_plugin_installs_and_runs(tiny_model_dir, tmp_path):
     """plugins/example_plugin, installed with pip into a directory of its own (the
     environment is left as it was), gives its task, source and alias, and the extending page's

@@ -65,6 +65,7 @@ def race(tiny_model_dir, books, tmp_path_factory):
     return procs, codes, model_dir
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_concurrent_writers_one_runs_the_others_are_refused(race):
     procs, codes, model_dir = race
     assert sorted(codes) == [0, 2, 2], [p.stderr() for p in procs]
@@ -79,6 +80,7 @@ def test_concurrent_writers_one_runs_the_others_are_refused(race):
     assert_nothing_half_written(model_dir)
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_interrupted_at_five_moments_then_resumed_equals_an_uninterrupted_run(
         race, tiny_model_dir, books, tmp_path):
     """SIGINT / SIGTERM while the model loads, after the first record, at a random moment of

@@ -39,6 +39,7 @@ def only_results(out_dir):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 @pytest.mark.parametrize("explicit_include", [False, True])
 def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
     """The README's random task, and the novels shipped inside cram-harness (the tasks a
@@ -93,6 +94,7 @@ def test_the_bridge_pools_the_documents_as_the_metric_table_reads_records():
         assert got == pytest.approx(getattr(want, "mean", want)), m.name
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_lm_eval_users_hub_id_offline_is_one_line(tmp_path):
     proc = run_cli("--model", "cram", "--model_args", "pretrained=org/name,revision=v2",
                    "--tasks", "cram_capacity_random", "--limit", "1",
