@@ -21,8 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from cram_harness.harness.evaluator import RunSettings, evaluate
-from cram_harness.harness.records import read_records
+from cram_harness.metrics import metric, result_key
 from cram_harness.protocols import PROTOCOLS
+from cram_harness.results.records import read_records
+
+
+def _key(name: str, protocol: str) -> str:
+    """A metric's key in the results under the protocol's name for it."""
+    return result_key(metric(name).key(PROTOCOLS[protocol].climbs))
 
 
 def tokens_per_vector(records: list[dict]) -> dict[str, int]:
@@ -45,12 +51,12 @@ def run_protocol(protocol: str, args, grid: tuple[int, ...]) -> tuple[dict, dict
         (res,) = evaluate(args.model, ["capacity_pg19"], settings)
         seconds = time.perf_counter() - start
         records = list(read_records(Path(res["results_file"]).parent / "records.jsonl"))
-    metrics = res["results"]["capacity_pg19"]
+    found = res["results"]["capacity_pg19"]
     per_text = tokens_per_vector(records)
     row = {
         # under fast and max these are their own statistic (progressive_capacity)
-        "capacity": metrics[f"{PROTOCOLS[protocol].metric_name('decoding_capacity')},none"],
-        "greedy_capacity": metrics[f"{PROTOCOLS[protocol].metric_name('greedy_capacity')},none"],
+        "capacity": found[_key("decoding_capacity", protocol)],
+        "greedy_capacity": found[_key("greedy_capacity", protocol)],
         "tokens_per_vector": per_text,
         "mean_tokens_per_vector": sum(per_text.values()) / len(per_text),
         "optimizer_steps": res["timings"]["optimizer_steps"], "seconds": seconds,

@@ -14,7 +14,7 @@ _LAZY = {
     "cram": "cram_harness.api",
     "CramResult": "cram_harness.api",
     "decode_adapter": "cram_harness.api",
-    "CramConfig": "cram_harness.engine.loop",
+    "CramConfig": "cram_harness.config",
     "cram_batch": "cram_harness.engine.loop",
     "MemPrefix": "cram_harness.engine.adapter",
     "save_adapter": "cram_harness.integrations.peft",

@@ -12,15 +12,16 @@ from typing import Any
 
 import torch
 
+from cram_harness.config import CramConfig
 from cram_harness.engine import schedule
 from cram_harness.engine.adapter import compute_precision, weights_refused
 from cram_harness.engine.decode import greedy_decode
-from cram_harness.engine.loop import CramConfig, StepInfo
+from cram_harness.engine.loop import StepInfo
 from cram_harness.errors import CramError
 from cram_harness.forecast import unlikely_texts
 from cram_harness.models.load import load_model
 from cram_harness.models.tokens import check_fits, check_tokens_fit, encode_text
-from cram_harness.validation import check_engine_options
+from cram_harness.validation import BATCH, TOKENS, check_value, keyword
 
 
 @dataclass
@@ -55,13 +56,15 @@ def cram(
     device: str = "auto",
     on_step: Callable[[StepInfo], None] | None = None,
     on_result: Callable[[int, CramResult], None] | None = None,
+    config: CramConfig | None = None,
     **engine_options: Any,
 ) -> list[CramResult]:
     """Cram each text into `n_mem` [mem] vectors of a frozen causal LM.
 
     `model_or_spec` is a spec for `load_model` or a loaded model (then pass `tokenizer`).
     `engine_options` are `CramConfig` fields (lr, max_steps, patience, min_margin, dtype, seed,
-    ...); `init` (B, k, d) warm-starts the vectors, e.g. from a loaded adapter.
+    ...), or `config` a CramConfig already made (its n_mem is the number of vectors);
+    `init` (B, k, d) warm-starts the vectors, e.g. from a loaded adapter.
     `on_result(index, result)` is called as each text finishes, before its batch does.
     """
     if isinstance(model_or_spec, str):
@@ -76,12 +79,16 @@ def cram(
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:
         raise CramError("no texts given to cram")
-    check_engine_options({**engine_options, "n_mem": n_mem, "max_tokens": max_tokens,
-                          "batch_size": batch_size})
-    try:
-        config = CramConfig(n_mem=n_mem, **engine_options)
-    except (TypeError, ValueError) as exc:
-        raise CramError(f"bad engine option: {exc}") from exc
+    check_value("max_tokens", max_tokens, TOKENS, keyword)
+    check_value("batch_size", batch_size, BATCH, keyword)
+    if config is None:
+        try:  # a value out of range is its declaration's one line (`lr= is nan: ...`)
+            config = CramConfig(n_mem=n_mem, **engine_options)
+        except TypeError as exc:  # an option CramConfig does not have
+            raise CramError(f"bad engine option: {exc}") from exc
+    elif engine_options:
+        raise CramError("give cram() engine options or a config, not both")
+    n_mem = config.n_mem
     check_fits(model, n_mem, max_tokens)
     if init is not None and (init.dim() != 3 or init.shape[1] != n_mem):
         raise CramError(f"init holds vectors of shape {tuple(init.shape)}, but n_mem is {n_mem}: "

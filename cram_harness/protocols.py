@@ -1,12 +1,13 @@
 """The protocols, one object each: how a sweep walks its lengths, when a text stops, which
-engine defaults apply, and what the numbers are called.
+engine defaults apply, and whether its numbers are the paper's (a climb's are reported under
+the metric table's climbing names, metrics.METRICS).
 
 paper: every text at every length, each run from a fresh start (the paper's statistics).
 fast: a text climbs to the next length only while it stays lossless, warm-started from its
   solution at the previous length; a text that stopped keeps its last accuracy for the
   longer lengths (a longer prefix is not easier).
 max: climbs as fast does, while greedy decoding is exact, with a second start where a text
-  loses a length, and the levers later work found (SPEC section 3) unless the user set them.
+  loses a length, and the levers later work found (docs/concepts.md) unless the user set them.
 
 The harness runs them, results/ names their numbers, cli/run.py offers `PROTOCOLS`' keys.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cram_harness.errors import CramError
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,6 @@ class Protocol:
     # ~lr a step, so the paper's absolute 1e-2 is 7% of SmolLM2's std and 1% of Gemma-3's).
     lr_per_embedding_std: float | None = None
     engine_defaults: Mapping[str, Any] = field(default_factory=dict)  # the user's win
-
-    def metric_name(self, name: str) -> str:
-        """The key a metric is reported under. The paper's names belong to the paper's
-        protocol; a climb's numbers are another statistic and say so: decoding_capacity ->
-        progressive_capacity, token_gain -> progressive_token_gain."""
-        return f"progressive_{name.removeprefix('decoding_')}" if self.climbs else name
 
     def defaults(self, embedding_std: float) -> dict[str, Any]:
         """The engine options this protocol sets unless the user set them."""
@@ -100,11 +95,18 @@ MAX = Protocol("max", "climbs while greedy decoding is exact, with a second star
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (PAPER, FAST, MAX)}
 
 
-def protocol_named(name: str | None) -> Protocol:
-    """The protocol of a name (None: a file from before protocols, the paper's)."""
-    if name is None:
-        return PAPER
+def protocol_named(name: str) -> Protocol:
+    """The protocol a user names; an unknown name is one line."""
     try:
         return PROTOCOLS[name]
     except KeyError:
         raise CramError(f"unknown protocol {name!r}: use one of {', '.join(PROTOCOLS)}") from None
+
+
+def protocol_of_file(name: Any) -> Protocol:
+    """The protocol a results file names, as every reader takes it: none (a file from before
+    protocols) is the paper's; a name this version does not know (a newer cram-harness's)
+    climbs, since its numbers are not the paper's, and keeps its name."""
+    if name is None:
+        return PAPER
+    return PROTOCOLS.get(name) or Protocol(str(name), "unknown to this version", climbs=True)

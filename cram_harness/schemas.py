@@ -6,9 +6,12 @@ inside. Nothing here imports torch."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from cram_harness import metrics
 
 
 @dataclass(frozen=True)
@@ -21,13 +24,22 @@ class Key:
     required: bool = True
 
 
+def is_int(value: Any) -> bool:
+    """A whole number, which a bool (an int to Python) is not."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, not a bool (NaN and inf are numbers)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def _int(low: int = 0) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+    return lambda v: is_int(v) and v >= low
 
 
 def _share(value: Any) -> bool:
@@ -121,16 +133,15 @@ def problem(data: Any, keys: tuple[Key, ...]) -> str | None:
     return None
 
 
-# The metrics that tables, reports and the leaderboard read from a results file (with their
-# `progressive_` and `_std` forms): each must be a number or null where it is there.
-READ_METRICS = ("decoding_capacity", "greedy_capacity", "capacity_utilization",
-                "n_full_vectors", "token_gain", "information_gain", "information_gain_bits")
 MODEL_INFO_NUMBERS = ("d_model", "eq1_capacity")
 
 
 def _read_metric(key: str) -> bool:
-    name = key.split(",")[0].removeprefix("progressive_").removesuffix("_std")
-    return name in READ_METRICS
+    """Whether a results key is a metric of the table (under any protocol's name, per number
+    of vectors, or its std): tables, reports and the leaderboard read those, so each must
+    be a number or null where it is there."""
+    name = re.sub(r"_k\d+$", "", key.split(",")[0].removesuffix("_std"))
+    return name in metrics.reported_names()
 
 
 def results_problem(data: Any) -> str | None:
@@ -139,10 +150,9 @@ def results_problem(data: Any) -> str | None:
     wrong = problem(data, RESULTS)
     if wrong:
         return wrong
-    for task, metrics in data["results"].items():
-        for key, value in metrics.items():
-            if _read_metric(str(key)) and value is not None and not (
-                    isinstance(value, int | float) and not isinstance(value, bool)):
+    for task, entries in data["results"].items():
+        for key, value in entries.items():
+            if _read_metric(str(key)) and value is not None and not is_number(value):
                 return f"key 'results' -> {task!r} -> {key!r} is {shown(value)}, expected a number"
     info = data.get("model_info", {})
     for key in MODEL_INFO_NUMBERS:

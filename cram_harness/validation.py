@@ -1,16 +1,19 @@
-"""The numbers a user gives: checked the same way by every entry point (`run`, `export`, the
-Python API, task YAML) before any work, so that NaN, inf, a negative step count or a float
-where a whole number is needed is one line naming the option, never an adapter of accuracy 0
-or an error from deep inside torch. Pure functions; nothing here imports torch."""
+"""What a setting's value must be, as a check a declaration carries (`config.option`): the
+same check, and the same line, for every entry point (`run`, `export`, the Python API, the
+lm-eval bridge, task YAML), before any work, so that NaN, inf, a negative step count or a
+float where a whole number is needed is one line naming the option, never an adapter of
+accuracy 0 or an error from deep inside torch. Pure functions; nothing here imports torch."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cram_harness.errors import CramError
-from cram_harness.schemas import shown
+from cram_harness.schemas import is_int, is_number, shown
 
 # Beyond these, a number is a typo, not a setting: 2**31 steps take years, a batch of a
 # million texts fits no memory, a seed must fit torch's 64 bits.
@@ -19,65 +22,69 @@ MAX_BATCH = 2**20
 SEEDS = (-(2**63), 2**64 - 1)  # what torch.manual_seed takes
 
 
-def _whole(low: int, high: int = MAX_STEPS) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+class OptionError(CramError, ValueError):
+    """A setting that makes no sense: one line for the CLI (a CramError), a ValueError for
+    code that builds a config itself."""
 
 
-def _real(test: Callable[[float], bool]) -> Callable[[Any], bool]:
-    return lambda v: (isinstance(v, int | float) and not isinstance(v, bool)
-                      and math.isfinite(v) and test(v))
+@dataclass(frozen=True)
+class Check:
+    """What a value must be, in words (said in the error) and as a test; `parse` is the
+    type a command line reads it as (int, float, bool or str), `choices` its words."""
+
+    what: str
+    ok: Callable[[Any], bool]
+    parse: type | None = None
+    choices: tuple[str, ...] = ()
 
 
-def _betas(value: Any) -> bool:
-    return (isinstance(value, list | tuple) and len(value) == 2
-            and all(_real(lambda b: 0 <= b < 1)(b) for b in value))
+def whole(what: str, low: int, high: int = MAX_STEPS) -> Check:
+    """A whole number in [low, high] (a bool is not one)."""
+    return Check(what, lambda v: is_int(v) and low <= v <= high, int)
 
 
-# option -> (what it must be, in words; the test). Options are CramConfig's fields and the
-# run's own numbers; a name not here is left to the caller (CramConfig names unknown ones).
-RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "n_mem": ("a whole number of [mem] vectors >= 1", _whole(1)),
-    "mem_tokens": ("a whole number of [mem] vectors >= 1", _whole(1)),
-    "max_steps": (f"a whole number of steps in [1, {MAX_STEPS}]", _whole(1)),
-    "patience": (f"a whole number of steps in [1, {MAX_STEPS}]", _whole(1)),
-    "subspace": ("a whole number of dimensions >= 0 (0: all)", _whole(0)),
-    "seed": (f"a whole number in [{SEEDS[0]}, {SEEDS[1]}]", _whole(*SEEDS)),
-    "max_tokens": (f"a whole number of tokens in [2, {MAX_STEPS}]", _whole(2)),
-    "batch_size": (f"a whole number of texts in [1, {MAX_BATCH}] (or auto)", _whole(1, MAX_BATCH)),
-    "past_capacity": ("a whole number of lengths >= 0 (0: the whole grid)", _whole(0)),
-    "lr": ("a finite number > 0", _real(lambda v: v > 0)),
-    "temperature": ("a finite number > 0", _real(lambda v: v > 0)),
-    "eps": ("a finite number > 0", _real(lambda v: v > 0)),
-    "min_margin": ("a finite number >= 0", _real(lambda v: v >= 0)),
-    "weight_decay": ("a finite number >= 0", _real(lambda v: v >= 0)),
-    "stop_below": ("an accuracy in (0, 1], or 0 for no floor", _real(lambda v: 0 <= v <= 1)),
-    "betas": ("two numbers in [0, 1)", _betas),
-    "dtype": ("fp32 or bf16", lambda v: v in ("fp32", "bf16")),
-    "checkpointing": ("true or false", lambda v: isinstance(v, bool)),
-    "compile": ("true or false", lambda v: isinstance(v, bool)),
-}
+def real(what: str, test: Callable[[float], bool]) -> Check:
+    """A finite number for which `test` holds."""
+    return Check(what, lambda v: is_number(v) and math.isfinite(v) and test(v), float)
 
 
-def check_options(options: Mapping[str, Any], spelling: Callable[[str], str] | None = None,
-                  where: str = "") -> None:
-    """Refuse the first option in `options` whose value makes no sense (None means "not
-    given" and passes). `spelling` turns a name into what the user typed (`--max-steps`,
-    `max_steps=`); `where` prefixes the line (a file's path)."""
-    spell = spelling or (lambda name: name)
-    for name, value in options.items():
-        if value is None or name not in RULES:
-            continue
-        what, ok = RULES[name]
-        if not ok(value):
-            raise CramError(f"{where}{spell(name)} is {shown(value)}: expected {what}")
+def one_of(*choices: str) -> Check:
+    words = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+    return Check(words, lambda v: v in choices, str, choices)
 
 
-def cli_flag(name: str) -> str:
-    """An option's name as the CLI spells it: max_steps -> --max-steps."""
-    return "--" + name.replace("_", "-").replace("n-mem", "mem-tokens")
+FLAG = Check("true or false", lambda v: isinstance(v, bool), bool)
+POSITIVE = real("a finite number > 0", lambda v: v > 0)
+NON_NEGATIVE = real("a finite number >= 0", lambda v: v >= 0)
+# a logit margin: inf is a setting (never converged, so every step runs: fixed-step timings)
+MARGIN = Check("a number >= 0 (inf: never converged, every step runs)",
+               lambda v: is_number(v) and v >= 0, float)
+STEPS = whole(f"a whole number of steps in [1, {MAX_STEPS}]", 1)
+VECTORS = whole("a whole number of [mem] vectors >= 1", 1)
+TOKENS = whole(f"a whole number of tokens in [2, {MAX_STEPS}]", 2)
+BATCH = whole(f"a whole number of texts in [1, {MAX_BATCH}] (or auto)", 1, MAX_BATCH)
+BETAS = Check("two numbers in [0, 1)", lambda v: isinstance(v, list | tuple) and len(v) == 2
+              and all(real("", lambda b: 0 <= b < 1).ok(b) for b in v))
 
 
-def check_engine_options(options: Mapping[str, Any]) -> None:
-    """The Python API's check, spelled as its keyword arguments (`cram(..., lr=...)`):
-    `cram` and `CramConfig` call it with their options before any work."""
-    check_options(options, spelling=lambda name: f"{name}=")
+def check_value(name: str, value: Any, check: Check | None, spelling: Callable[[str], str],
+                where: str = "") -> None:
+    """Refuse a value its check does not pass (None means "not given" and passes)."""
+    if value is not None and check is not None and not check.ok(value):
+        raise OptionError(f"{where}{spelling(name)} is {shown(value)}: expected {check.what}")
+
+
+def check_fields(values: Any, spelling: Callable[[str], str] | None = None,
+                 where: str = "") -> None:
+    """Refuse the first field of a declared dataclass (or of a mapping, by the fields of
+    `values.__class__`) whose value its declaration's check does not pass. `spelling` turns
+    a name into what the user typed (`--max-steps`, `max_steps=`); `where` prefixes the
+    line (a file's path)."""
+    spell = spelling or keyword
+    for f in dataclasses.fields(values):
+        check_value(f.name, getattr(values, f.name), f.metadata.get("check"), spell, where)
+
+
+def keyword(name: str) -> str:
+    """An option's name as the Python API and lm-eval's model_args spell it: `lr=`."""
+    return f"{name}="

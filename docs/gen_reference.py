@@ -9,6 +9,7 @@ A page asks for a generated part with a marker line; the hook replaces the marke
     <!-- generated: model-aliases -->   every registered model alias
     <!-- generated: model-families -->  the model families the tests check
     <!-- generated: engine-defaults --> the engine options and their defaults (CramConfig)
+    <!-- generated: metric-table -->    every metric a results file holds (metrics.METRICS)
 
 An unknown marker fails the build. Registered in mkdocs.yml under `hooks:`; the functions
 are also importable (tests/test_docs.py checks the output against the click commands).
@@ -211,37 +212,34 @@ def model_families() -> str:
     return "\n".join(parts) + "\n"
 
 
-# What each CramConfig field means; tests/test_docs.py fails when a field has no line here.
-ENGINE_OPTIONS = {
-    "n_mem": "number of `[mem]` vectors `k` (CLI: `--mem-tokens`, or the task's `mem_tokens`)",
-    "lr": "AdamW learning rate, constant",
-    "betas": "AdamW betas",
-    "weight_decay": "AdamW decoupled weight decay",
-    "eps": "AdamW epsilon",
-    "max_steps": "optimizer steps at most, per text",
-    "patience": "stop a text after this many steps without a better accuracy",
-    "min_margin": "converged only when every target's logit beats the runner-up by this much; "
-                  "0 is the paper's rule (100% accuracy); beyond the paper",
-    "temperature": "temperature of the training loss's softmax (1: plain cross-entropy)",
-    "dtype": "`fp32`, or `bf16` autocast",
-    "subspace": "0: optimize every coordinate; r > 0: only r coordinates along the token "
-                "embeddings' top principal directions (a low-dimensional reparametrization)",
-    "checkpointing": "activation checkpointing: recompute each layer in the backward pass "
-                     "(less memory, more compute; same results)",
-    "compile": "torch.compile the model's forward: faster steps after a compile of about a "
-               "minute; results differ in the last bits",
-    "seed": "seed of the vectors' random start",
-}
-
-
 def engine_defaults() -> str:
+    """CramConfig's fields, as declared (cram_harness/config.py): default, range, help."""
     from dataclasses import fields
 
-    from cram_harness.engine.loop import CramConfig
+    from cram_harness.config import CramConfig, flag
+    from cram_harness.harness.settings import EngineSettings
 
-    parts = ["| option | default | meaning |", "|---|---|---|"]
+    user = {f.name for f in fields(EngineSettings)}
+    parts = ["| option | default | values | meaning |", "|---|---|---|---|"]
     for f in fields(CramConfig):
-        parts.append(f"| `{f.name}` | `{f.default!r}` | {ENGINE_OPTIONS.get(f.name, '')} |")
+        check = f.metadata["check"]
+        cli = f" (`{flag(f)}`)" if f.name in user or f.metadata.get("flag") else ""
+        parts.append(f"| `{f.name}`{cli} | `{f.default!r}` | {_cell(check.what)} | "
+                     f"{_cell(f.metadata['help'])} |")
+    return "\n".join(parts) + "\n"
+
+
+def metric_table() -> str:
+    from cram_harness.metrics import AGGREGATIONS, METRICS
+
+    better = {True: "higher", False: "lower", None: "neither"}
+    parts = ["| metric | under fast, max | task kinds | aggregation | better | unit | what |",
+             "|---|---|---|---|---|---|---|"]
+    for m in METRICS:
+        kinds = ", ".join(map(_code, m.kinds)) or "lm-eval's tasks"
+        parts.append(f"| {_code(m.name)} | {_code(m.climbing_name) if m.climbing_name else '='}"
+                     f" | {kinds} | {_cell(AGGREGATIONS[m.aggregation])} | "
+                     f"{better[m.higher_is_better]} | {m.unit} | {_cell(m.paper)} |")
     return "\n".join(parts) + "\n"
 
 
@@ -253,6 +251,7 @@ GENERATORS = {
     "model-aliases": model_aliases,
     "model-families": model_families,
     "engine-defaults": engine_defaults,
+    "metric-table": metric_table,
 }
 
 

@@ -13,9 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+from hypothesis import settings
+from hypothesis import strategies as st
+
 from cram_harness import cli
 from cram_harness.engine.loop import cram_batch
-from cram_harness.harness.records import read_records
+from cram_harness.errors import CramError
+from cram_harness.results.records import read_records
+from tests.tiny import word_sentences
 
 # --- the CLI ----------------------------------------------------------------------------------
 
@@ -39,7 +44,7 @@ SELF_SIGNAL = r"""
 import os, signal, sys, types
 from pathlib import Path
 from cram_harness import atomic
-from cram_harness.harness import records
+from cram_harness.results import records
 
 where, sig = os.environ["CRAM_TEST_AT"], getattr(signal, os.environ["CRAM_TEST_SIGNAL"])
 
@@ -190,3 +195,95 @@ def losses_by_step(model, tokens, config) -> list[list[float]]:
     seen: list[list[float]] = []
     cram_batch(model, tokens, config, on_step=lambda info: seen.append(info.losses.tolist()))
     return seen
+
+
+# --- runs, edits and snapshots that the subject files share ---------------------------------
+
+
+def model_slug(spec: str) -> str:
+    """The folder a model's results go to under the output path (`results.files.model_dir`)."""
+    from cram_harness.results.files import model_dir
+
+    return model_dir(Path("."), spec).name
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` by its path, with its bytes: compared before and after."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10**7) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+MUTATIONS = settings(max_examples=60, deadline=None, database=None)
+
+
+@st.composite
+def mutated(draw, original: dict):
+    """The object with a few keys replaced by any JSON, deleted or added; or any JSON."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(JSON)
+    data = json.loads(json.dumps(original))
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(sorted(data) or ["x"]))
+        action = draw(st.sampled_from(["replace", "delete", "add", "nest"]))
+        if action == "replace" or (action == "nest" and not isinstance(data.get(key), dict)):
+            data[key] = draw(JSON)
+        elif action == "delete":
+            data.pop(key, None)
+        elif action == "add":
+            data[draw(st.text(max_size=6))] = draw(JSON)
+        else:
+            inner = data[key]
+            if inner:
+                inner[draw(st.sampled_from(sorted(inner)))] = draw(JSON)
+    return data
+
+
+def loads_or_one_line(read) -> None:
+    try:
+        read()
+    except CramError as exc:
+        assert "\n" not in str(exc) and str(exc)
+
+
+# No example database: nothing is written into the checkout.
+PROPERTY = settings(max_examples=75, deadline=None, database=None)
+
+
+def run_args(tmp: Path, model: str, extra: list[str]) -> list[str]:
+    """A good small run, with `extra` overriding its flags (click keeps the last value)."""
+    (tmp / "book.txt").write_text(word_sentences(12))
+    # --data-files would replace a task's own source: left out when a task YAML is given.
+    data = [] if "--include-path" in extra else ["--data-files", str(tmp / "book.txt")]
+    return ["--model", model, "--tasks", "capacity_pg19", "--limit", "1", "--lengths", "4",
+            "--max-steps", "2", "--device", "cpu", *data, "--output-path", str(tmp / "out"),
+            *extra]
+
+
+GOOD_TASK = "task: mine\nkind: capacity\ndataset: d\nsource: {kind: random}\nlengths: [8]\n"
+
+
+def fast_run(tiny_model_dir: str, books: str, out: Path, *extra: str) -> list[str]:
+    return ["--model", tiny_model_dir, "--tasks", "capacity_pg19", "--limit", "3", "--lengths",
+            "4,8", "--max-steps", "5", "--lr", "0.3", "--batch-size", "1", "--past-capacity", "0",
+            "--device", "cpu", "--data-files", books, "--output-path", str(out), *extra]
+
+
+N_SAMPLES = 6
+
+
+def assert_nothing_half_written(model_dir: Path) -> None:
+    """Every results and samples file parses whole; no temp file is left behind."""
+    for path in model_dir.rglob("*"):
+        if path.name.startswith("."):
+            assert path.name.startswith(".lock"), f"temp file left behind: {path}"
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".jsonl":
+            if path.stat().st_size:
+                whole_records(path)

@@ -5,7 +5,7 @@ import cram_harness
 from cram_harness import metrics
 from cram_harness.errors import CramError
 from cram_harness.models.tokens import adds_bos, encode_text
-from tests.conftest import make_tiny_model, make_word_tokenizer, word_text
+from tests.tiny import make_tiny_model, make_word_tokenizer, word_text
 
 
 def test_cram_reports_the_papers_metrics():

@@ -35,6 +35,7 @@ def test_bench_capacity_compares_the_three_protocols(tiny_model_dir, tmp_path):
     assert "of the paper protocol's optimizer steps" in out
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_bench_table1_writes_rows_and_a_leaderboard(tiny_model_dir, tmp_path):
     out = bench("bench_table1.py", "--models", tiny_model_dir, "--texts", "2", "--lengths",
                 "2,4", "--max-steps", "5", "--device", "cpu", "--output", str(tmp_path / "t1"),
@@ -60,6 +61,7 @@ def test_bench_gpu_runs_on_tiny_shapes_on_the_cpu(tiny_model_dir, tmp_path):
     assert "identical steps, accuracy and greedy result" in out
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_bench_step_memory_measures_an_architecture(tmp_path):
     out = bench("bench_step_memory.py", "--tiny", "--tokens", "16", "--archs", "mamba2",
                 "--json", str(tmp_path / "rows.json"), cwd=tmp_path)

@@ -1,6 +1,6 @@
-"""The rooms of the house, held by their imports (DESIGN.md): the engine knows nothing of
-files, tasks or the CLI; results and reports need no torch; `cram-eval --help` and `ls`
-answer without loading it."""
+"""The rooms of the house, held by their imports (docs/architecture.md): each on a floor,
+importing only the floors below; the engine knows nothing of files, tasks or the CLI;
+results and reports need no torch; `cram-eval --help` and `ls` answer without loading it."""
 
 import ast
 import subprocess
@@ -12,11 +12,38 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "cram_harness"
 
 
+# The floors of the house, lowest first. A room imports only rooms on lower floors (the
+# imports that run: type annotations under TYPE_CHECKING may name a type of any room below
+# the CLI); rooms on one floor do not import each other.
+FLOORS = (
+    # the shared vocabulary: errors, files written whole, what a file or a setting must be,
+    # the metrics and their table, the engine's declared options, the plugin registries
+    {"errors", "atomic", "metrics", "schemas", "validation", "config", "plugins"},
+    {"engine", "data", "results"},  # the method; the texts; the records and results files
+    # model specs (over data's text helpers); protocols judge records; the forecast weighs a
+    # text's CE against what a vector holds
+    {"models", "protocols", "forecast"},
+    {"harness", "reporting"},  # running sweeps; showing results: neither knows the other
+    {"integrations"},  # PEFT, lm-eval (over the harness's tasks and settings), sinks
+    {"api"},
+    {"cli"},
+    {"__main__"},  # `python -m cram_harness`: the CLI
+)
+# Within the floor of shared vocabulary, modules import each other in this order only.
+BASE_ORDER = ("errors", "metrics", "schemas", "validation", "config", "atomic", "plugins")
+
+
+def room(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
 def imported(folder: str, typing_too: bool = True) -> set[str]:
-    """The cram_harness modules a folder's files import, at load time or inside functions
+    """The cram_harness modules a room's files import, at load time or inside functions
     (and, with `typing_too`, for type annotations only)."""
     found = set()
-    for path in (PACKAGE / folder).rglob("*.py"):
+    where = PACKAGE / folder
+    for path in where.rglob("*.py") if where.is_dir() else [PACKAGE / f"{folder}.py"]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
                        and getattr(block.test, "id", None) == "TYPE_CHECKING"
@@ -34,23 +61,45 @@ def imported(folder: str, typing_too: bool = True) -> set[str]:
     return found
 
 
+def rooms_imported(name: str) -> set[str]:
+    """The other rooms whose code a room runs."""
+    rooms = {path.name.removesuffix(".py") for path in PACKAGE.iterdir()
+             if path.suffix == ".py" or (path / "__init__.py").exists()}
+    return {n.split(".")[1] for n in imported(name, typing_too=False)} & rooms - {name}
+
+
+def test_every_room_is_on_a_floor():
+    rooms = {room(p) for p in PACKAGE.rglob("*.py")} - {"__init__"}
+    assert rooms == set().union(*FLOORS)
+
+
+@pytest.mark.parametrize("floor", range(len(FLOORS)))
+def test_no_import_runs_up_the_floors(floor):
+    below = set().union(*FLOORS[:floor])
+    for name in FLOORS[floor]:
+        allowed = below | (FLOORS[0] if floor == 0 else set())
+        assert rooms_imported(name) <= allowed, (name, rooms_imported(name) - allowed)
+
+
+def test_the_shared_vocabulary_imports_in_one_direction():
+    for i, name in enumerate(BASE_ORDER):
+        assert rooms_imported(name) <= set(BASE_ORDER[:i]), name
+
+
 def test_the_engine_imports_no_file_task_or_cli_code():
-    outside = {name for name in imported("engine") if not name.startswith("cram_harness.engine")}
-    assert outside <= {"cram_harness.metrics"}, outside
+    """The engine needs only the metrics and its declared options."""
+    assert rooms_imported("engine") <= {"metrics", "config"}
 
 
-def test_models_and_data_do_not_reach_into_the_harness():
-    for folder in ("models", "data"):
-        upward = {n for n in imported(folder) if n.split(".")[1] in
-                  ("harness", "results", "reporting", "integrations", "cli", "api")}
-        assert not upward, (folder, upward)
-
-
-def test_results_are_made_without_the_harness():
-    """Results are made of records and settings, never by reloading the task registry."""
-    upward = {n for n in imported("results", typing_too=False) if n.split(".")[1] in
-              ("harness", "cli", "api", "engine", "models", "integrations", "reporting")}
-    assert not upward, upward
+def test_type_annotations_name_no_room_above_their_own_but_results_protocols():
+    """A type-only import does not run, but it says what a room knows of: results are made
+    of records and a protocol handed in, and name the harness's task config only."""
+    for floor, names in enumerate(FLOORS[:-1]):
+        above = set().union(*FLOORS[floor + 1:])
+        for name in names:
+            typed = {n.split(".")[1] for n in imported(name)} - {name}
+            assert typed & above <= ({"protocols", "harness"} if name == "results" else set()), \
+                name
 
 
 def run_without_torch(code: str) -> subprocess.CompletedProcess:

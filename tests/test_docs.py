@@ -194,7 +194,7 @@ def test_generated_reference_covers_the_code():
     from dataclasses import fields
 
     from cram_harness.cli import cli
-    from cram_harness.engine.loop import CramConfig
+    from cram_harness.config import CramConfig
     from cram_harness.harness.registry import DATA, all_tasks
 
     gen = _gen_reference()
@@ -212,8 +212,7 @@ def test_generated_reference_covers_the_code():
     from cram_harness.models.families import FAMILIES
 
     assert all(f"`{f.model_type}`" in gen.model_families() for f in FAMILIES)
-    missing = [f.name for f in fields(CramConfig) if f.name not in gen.ENGINE_OPTIONS]
-    assert not missing, f"describe these engine options in docs/gen_reference.py: {missing}"
+    assert all(f"`{f.name}`" in gen.engine_defaults() for f in fields(CramConfig))
     with pytest.raises(ValueError, match="unknown generated part"):
         gen.render("<!-- generated: nothing -->")
 
@@ -233,6 +232,7 @@ def test_every_command_block_says_whether_it_runs():
 # --- the commands -----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_quickstart_runs(tiny_model_dir, tmp_path):
     _needs_cli()
     out = run_page("quickstart.md", tmp_path, tiny_model_dir, run_env())
@@ -242,6 +242,7 @@ def test_quickstart_runs(tiny_model_dir, tmp_path):
     assert (tmp_path / "report" / "report.html").is_file()
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_recipes_run_in_order(tiny_model_dir, tmp_path):
     """The recipes share one directory: the later ones read what the first one wrote."""
     _needs_cli()
@@ -261,6 +262,7 @@ def test_recipes_list_matches_the_nav():
     assert sorted(RECIPES) == sorted(p.name for p in (DOCS / "recipes").glob("*.md"))
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_example_plugin_installs_and_runs(tiny_model_dir, tmp_path):
     """plugins/example_plugin, installed with pip into a directory of its own (the
     environment is left as it was), gives its task, source and alias, and the extending page's

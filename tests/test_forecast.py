@@ -6,7 +6,7 @@ import math
 import pytest
 
 from cram_harness import forecast
-from tests.conftest import make_tiny_model
+from tests.tiny import make_tiny_model
 
 
 def results(value, date, name="run.json"):
@@ -46,7 +46,7 @@ def test_text_nats_is_the_summed_ce_after_the_seed():
 
 def test_cram_says_before_any_step_what_is_unlikely_and_crams_it_anyway():
     import cram_harness
-    from tests.conftest import make_word_tokenizer
+    from tests.tiny import make_word_tokenizer
 
     model, tok = make_tiny_model("llama"), make_word_tokenizer()
     text = "she was at the door and the little man said to her that it was"

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from cram_harness.cli.options import engine_options, engine_settings, model_options
+from cram_harness.cli.options import declared, engine_options, engine_settings, model_options
+from cram_harness.config import CramConfig
 
 
 @click.command()
@@ -17,35 +18,35 @@ from cram_harness.cli.options import engine_options, engine_settings, model_opti
 @click.option("--push-to-hub", "push_to", metavar="REPO",
               help="Also upload the adapter (cram.json and card included) to this Hub repo.")
 @click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
-@click.option("--mem-tokens", type=int, default=1, show_default=True,
-              help="Number of [mem] vectors.")
+@declared("n_mem", CramConfig)
 @click.option("--max-tokens", type=int, help="Cut the text to this many tokens.")
 @model_options
 @engine_options
-def export(model, text_path, out, push_to, private, mem_tokens, max_tokens, device, dtype,
+def export(model, text_path, out, push_to, private, n_mem, max_tokens, device, dtype,
            **params) -> None:
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
     from cram_harness.api import cram
     from cram_harness.data import decode_text, read_text_file
-    from cram_harness.harness.settings import EngineSettings
+    from cram_harness.harness.settings import EngineSettings, cli_flag
     from cram_harness.integrations.peft import check_adapter_target
     from cram_harness.models.load import load_model
-    from cram_harness.validation import check_options, cli_flag
+    from cram_harness.validation import TOKENS, VECTORS, check_value
 
     settings = EngineSettings(**engine_settings(params))
     settings.check()
-    check_options(dict(mem_tokens=mem_tokens, max_tokens=max_tokens), cli_flag)
+    check_value("n_mem", n_mem, VECTORS, cli_flag)
+    check_value("max_tokens", max_tokens, TOKENS, cli_flag)
     check_adapter_target(out)  # before any work: never over what export did not write
     text = decode_text(sys.stdin.buffer.read(), "stdin") if text_path == "-" \
         else read_text_file(text_path)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
-    said = _forecast(model, loaded, tokenizer, text, max_tokens, mem_tokens)
+    said = _forecast(model, loaded, tokenizer, text, max_tokens, n_mem)
     if said.known:
         click.echo(said.line(), err=True)
-    options = settings.options(loaded, n_mem=mem_tokens)
-    (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer, **options)
+    (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer,
+                     config=settings.config(loaded, n_mem=n_mem))
     path = result.save_adapter(out)
-    click.echo(f"{path}: {result.num_tokens} tokens in {mem_tokens} vector(s), best accuracy "
+    click.echo(f"{path}: {result.num_tokens} tokens in {n_mem} vector(s), best accuracy "
                f"{result.best_accuracy:.3f}, greedy exact: {result.greedy_exact}, "
                f"{result.steps} steps")
     if push_to:

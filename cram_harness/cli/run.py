@@ -6,13 +6,14 @@ import click
 
 from cram_harness.cli.options import (
     batch_size,
+    declared,
     engine_options,
     engine_settings,
     include_path,
     ints,
     model_options,
 )
-from cram_harness.protocols import PROTOCOLS
+from cram_harness.protocols import protocol_named
 
 SIGNALS: list[int] = []  # SIGINT/SIGTERM received (cli.main); the progress display checks it
 
@@ -26,30 +27,19 @@ SIGNALS: list[int] = []  # SIGINT/SIGTERM received (cli.main); the progress disp
                    "trust_remote_code, batch_size.")
 @click.option("--tasks", required=True,
               help="Task or group names, comma- (or, as in lm-eval, space-) separated.")
-@click.option("--limit", help="Texts per length, or below 1 a share of each task's (default: "
-                              "each task's own).")
-@click.option("--lengths", help="Token lengths to sweep, e.g. 8,16,32 (default: the task's).")
-@click.option("--mem-tokens", help="Numbers of [mem] vectors, e.g. 1,2,4 (default: the task's).")
-@click.option("--batch-size", default="auto", show_default=True,
-              help="Texts optimized together; auto: as many as the free memory holds.")
+@declared("limit", type=str)  # a number or lm-eval's share: spellings.limit reads it
+@declared("lengths")
+@declared("mem_tokens")
+@declared("batch_size", type=str, default="auto", show_default=True)
 @model_options
 @engine_options
-@click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="paper",
-              show_default=True,
-              help=" ".join(f"{p.name}: {p.help}" for p in PROTOCOLS.values()))
-@click.option("--past-capacity", type=int,
-              help="Stop the sweep after this many lengths in a row whose mean accuracy is "
-                   "below 0.99: past capacity, with full vectors for the gains (default: the "
-                   "task's, 3; 0 runs the whole grid).")
-@click.option("--stop-below", type=float,
-              help="Also stop once a length's mean accuracy falls below this floor "
-                   "(default: the task's, none).")
-@click.option("--data-files", help="Local texts for every task: a directory, a glob, or a "
-                                   ".txt/.jsonl/.csv/.parquet file.")
-@click.option("--output-path", default="results", show_default=True,
-              help="Results go to OUTPUT_PATH/<model>/ (records, results, samples).")
+@declared("protocol", callback=lambda ctx, param, name: protocol_named(name))
+@declared("past_capacity")
+@declared("stop_below")
+@declared("data_files")
+@declared("output_path")
 @include_path
-@click.option("--trust-remote-code", is_flag=True, help="Allow model code from the hub.")
+@declared("trust_remote_code")
 @click.option("--wandb-args", metavar="KEY=VALUE,...",
               help="Also log the results to Weights & Biases (wandb.init's arguments, e.g. "
                    "project=P,name=N; needs `pip install wandb`).")
@@ -62,7 +52,8 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, wandb_args, hf_hu
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
 
-    from cram_harness.harness.evaluator import RunSettings, evaluate
+    from cram_harness.harness.evaluator import evaluate
+    from cram_harness.harness.settings import RunSettings
     from cram_harness.integrations.lm_eval import spellings as lm_eval
     from cram_harness.integrations.sinks import Sinks
     from cram_harness.reporting.console import RichDisplay

@@ -24,10 +24,11 @@ import hashlib
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
+from cram_harness.config import CramConfig  # declared once, with each option's range and help
 from cram_harness.engine.adapter import (
     activation_checkpointing,
     compute_precision,
@@ -37,41 +38,6 @@ from cram_harness.engine.adapter import (
     pad_right,
 )
 from cram_harness.engine.measure import text_stats
-
-
-@dataclass(frozen=True)
-class CramConfig:
-    """Optimizer and stop rule; the defaults are the paper's protocol."""
-
-    n_mem: int = 1
-    lr: float = 1e-2
-    betas: tuple[float, float] = (0.9, 0.9)
-    weight_decay: float = 0.01
-    eps: float = 1e-8
-    max_steps: int = 5000
-    patience: int = 2000
-    min_margin: float = 0.0  # beyond the paper: > 0 makes greedy decoding exact (SPEC 3)
-    temperature: float = 1.0  # CE temperature of the training loss
-    dtype: str = "fp32"  # fp32, or bf16 autocast
-    subspace: int = 0  # > 0: optimize this many coordinates along the embeddings' top PCs
-    checkpointing: bool = False  # activation checkpointing: less memory, more compute
-    compile: bool = False  # torch.compile the model's forward: faster steps after a compile
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n_mem < 1:
-            raise ValueError(f"n_mem must be at least 1, got {self.n_mem}")
-        if self.max_steps < 1 or self.patience < 1:
-            raise ValueError("max_steps and patience must be at least 1")
-        if self.lr <= 0 or self.temperature <= 0:
-            raise ValueError("lr and temperature must be positive")
-        if self.subspace < 0:
-            raise ValueError(f"subspace must be 0 (off) or a positive rank, got {self.subspace}")
-        if self.dtype not in ("fp32", "bf16"):
-            raise ValueError(f"dtype must be fp32 or bf16, got {self.dtype!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict
 from pathlib import Path
 
+from cram_harness import metrics
 from cram_harness.errors import CramError
-from cram_harness.harness.analyses import run_analysis, run_estimate
+from cram_harness.harness.analysis_tasks import run_analysis, run_estimate
+from cram_harness.harness.display import Display
 from cram_harness.harness.distributed import Rank, from_environment
 from cram_harness.harness.plan import (
     plan_lines,
@@ -25,14 +26,13 @@ from cram_harness.harness.plan import (
     source_key,
     source_spec,
 )
-from cram_harness.harness.records import RecordStore
 from cram_harness.harness.registry import group_members, resolve_tasks
 from cram_harness.harness.settings import RunSettings
-from cram_harness.harness.sweep import ModelRun, SweepRunner
-from cram_harness.harness.tasks import ANALYSES, TaskConfig
-from cram_harness.reporting.console import Display
+from cram_harness.harness.sweep import ModelContext, SweepRunner
+from cram_harness.harness.tasks import TaskConfig
 from cram_harness.results.build import build_results
 from cram_harness.results.files import check_writable, model_dir, run_lock, write_results
+from cram_harness.results.records import RecordStore
 
 __all__ = ["RunSettings", "evaluate"]
 
@@ -104,20 +104,21 @@ def _evaluate_model(spec: str, names: list[str], task_cfgs: list[TaskConfig], so
                 f"{sweep.n_mem} [mem] vectors leave no room for a text in {spec}'s context "
                 f"of {info['context_length']} positions (a text needs at least 2 tokens): give "
                 f"--mem-tokens {info['context_length'] - 2} or less")
-    run = ModelRun(spec, model, tokenizer, info, store, settings, display, rank)
+    ctx = ModelContext(spec, model, tokenizer, info, store, settings, display, rank)
     if rank.is_main and display.shows_plan:
         todo = [runs_to_do(s, sources[s.source_key], tokenizer, spec, store, settings, model,
                            planned_lengths(s, info["context_length"])) for s in sweeps]
         display.plan(plan_lines(sweeps, settings, model, info["context_length"], todo))
-    opt_s = sum(SweepRunner(sweep, sources[sweep.source_key], run).run_all()
+    opt_s = sum(SweepRunner(sweep, sources[sweep.source_key], ctx).sweep_lengths()
                 for sweep in sweeps)
     analyses = {t.name: run_analysis(t, sweeps, store, model)
-                for t in task_cfgs if t.kind in ANALYSES and rank.is_main}
+                for t in task_cfgs if t.kind in metrics.ANALYSIS_KINDS and rank.is_main}
     analyses.update({t.name: run_estimate(t, sweeps, store, model)
                      for t in task_cfgs if t.kind == "capacity_estimate" and rank.is_main})
     results, samples = build_results(
         spec=spec, task_cfgs=task_cfgs, sweeps=sweeps, store=store,
-        model_info=info, settings=asdict(settings), analyses=analyses,
+        model_info=info, settings=settings.to_config(), protocol=settings.protocol,
+        analyses=analyses,
         timings={"model_load_s": load_s, "optimization_s": opt_s,
                  "total_s": time.time() - started},
         device=str(model.device), groups=group_members(names, settings.include_path))

@@ -10,11 +10,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from cram_harness.harness.records import RecordStore
+from cram_harness import metrics
 from cram_harness.harness.settings import RunSettings
-from cram_harness.harness.tasks import ANALYSES, TaskConfig
+from cram_harness.harness.tasks import TaskConfig
 from cram_harness.protocols import PAPER, Protocol
-from cram_harness.results.record import record_key
+from cram_harness.results.records import RecordStore, record_key
 
 # Bumped when records gain or change a field that results are made of (2: min_loss,
 # greedy_accuracy, L counting BOS), so that older records are run again, not misread.
@@ -82,16 +82,16 @@ def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Swee
     that agree on these share it and read all of its records (the paper pooled Table 1's
     gains over every length it ran)."""
     sweeps: dict[tuple, Sweep] = {}
-    rules = settings.rules
+    protocol = settings.protocol
     for task in task_cfgs:
         source = source_spec(task, settings)
         lengths = settings.lengths or task.lengths
         n = settings.samples(task.num_samples)
         past = task.past_capacity if settings.past_capacity is None else settings.past_capacity
         floor = task.stop_below if settings.stop_below is None else settings.stop_below
-        analysis = task.kind in ANALYSES
+        analysis = task.kind in metrics.ANALYSIS_KINDS
         # Drawn lengths are the paper's protocol for random texts; climbing needs a grid.
-        sampling = task.sampling if not rules.climbs and not analysis else "grid"
+        sampling = task.sampling if not protocol.climbs and not analysis else "grid"
         if sampling == "uniform":
             lengths = [max(lengths)]
         # Analyses and estimates run every length they ask for (no stop rule), apart from
@@ -105,7 +105,7 @@ def plan_sweeps(task_cfgs: list[TaskConfig], settings: RunSettings) -> list[Swee
                     task.dataset, source, k, sorted(set(lengths)), n,
                     past if group == "sweep" else 0, floor if group == "sweep" else 0.0,
                     task.threshold, sampling=sampling, restart=restart, keep_vectors=analysis,
-                    protocol=rules))
+                    protocol=protocol))
                 _join(sweep, task, lengths, n, past, floor, group == "sweep")
     return list(sweeps.values())
 
@@ -198,7 +198,8 @@ def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, context: 
     scaled by length and batch)."""
     from cram_harness.engine.batching import CPU_MAX_BATCH, time_step
 
-    max_steps = settings.max_steps or 5000
+    config = settings.config(model, 1, settings.protocol)  # the steps and precision it runs
+    max_steps = config.max_steps
     parts, runs, recorded, steps = [], 0, 0, 0
     for i, s in enumerate(sweeps):
         lengths = planned_lengths(s, context)
@@ -214,8 +215,7 @@ def plan_lines(sweeps: list[Sweep], settings: RunSettings, model: Any, context: 
     # timed at a batch no larger than the texts there are: a --batch-size past them would
     # allocate for texts that never come
     batch = min(settings.batch_size or CPU_MAX_BATCH, max(s.num_samples for s in sweeps))
-    dtype = settings.options(model, 1, settings.rules)["dtype"]
-    per_position = time_step(model, ref + 1, batch, dtype) / (ref + 1)
+    per_position = time_step(model, ref + 1, batch, config.dtype) / (ref + 1)
     minutes = steps * per_position / 60
     before = f" ({recorded} recorded before, not run again)" if recorded else ""
     return [f"{len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''}: {'; '.join(parts)}",

@@ -12,14 +12,13 @@ from typing import Any, NamedTuple
 from cram_harness.errors import CramError
 from cram_harness.harness.distributed import Rank
 from cram_harness.harness.plan import Sweep, fitting_lengths, sweep_config
-from cram_harness.harness.records import RecordStore
 from cram_harness.harness.settings import RunSettings
 from cram_harness.protocols import SECOND_START_SEED_OFFSET, better
-from cram_harness.results.record import SampleRecord, record_key
+from cram_harness.results.records import RecordStore, SampleRecord, record_key
 
 
 @dataclass
-class ModelRun:
+class ModelContext:
     """What every sweep of one model shares."""
 
     spec: str
@@ -40,13 +39,13 @@ class Job(NamedTuple):
 
 
 class SweepRunner:
-    def __init__(self, sweep: Sweep, texts: list, run: ModelRun):
-        self.sweep, self.texts, self.ctx = sweep, texts[: sweep.num_samples], run
-        self.config, self.key_settings = sweep_config(sweep, run.settings, run.model)
+    def __init__(self, sweep: Sweep, texts: list, ctx: ModelContext):
+        self.sweep, self.texts, self.ctx = sweep, texts[: sweep.num_samples], ctx
+        self.config, self.key_settings = sweep_config(sweep, ctx.settings, ctx.model)
         sweep.engine = self.config.to_dict()
-        d_model = run.info["d_model"]
+        d_model = ctx.info["d_model"]
         if self.config.subspace > d_model:
-            raise CramError(f"--subspace {self.config.subspace} is more than {run.spec}'s "
+            raise CramError(f"--subspace {self.config.subspace} is more than {ctx.spec}'s "
                             f"{d_model} dimensions: give at most that, or 0 for all")
         self.keep_vectors = sweep.keep_vectors or sweep.climbs  # climbs start from them
         self.alive: dict[str, str] | None = None  # climbing: text id -> key of its last win
@@ -55,7 +54,7 @@ class SweepRunner:
         self.below, self.reached = 0, False  # lengths in a row below the threshold; any above
         self.seconds = 0.0
 
-    def run_all(self) -> float:
+    def sweep_lengths(self) -> float:
         """Every length until a stop rule holds; returns the seconds spent cramming."""
         sweep, context = self.sweep, self.ctx.info["context_length"]
         lengths = fitting_lengths(sweep.lengths, sweep.n_mem, context)
@@ -76,7 +75,7 @@ class SweepRunner:
             self.ctx.display.length_start(
                 f"{sweep.label} L{'<=' if sweep.sampling == 'uniform' else '='}{length}",
                 length, len(jobs), len(sweep.keys[length]) - len(jobs), self.config.max_steps)
-            self.run(jobs, self.config, length)
+            self.cram(jobs, self.config, length)
             if sweep.protocol.second_start:
                 self.second_start(length)
             if not self.advance(length):
@@ -121,7 +120,7 @@ class SweepRunner:
         sweep.carried[length] = list(self.last_accuracy.values())
         return jobs
 
-    def run(self, jobs: list[Job], config: Any, length: int) -> None:
+    def cram(self, jobs: list[Job], config: Any, length: int) -> None:
         """Cram the jobs (all warm or all cold), storing each record as it finishes; then,
         in a distributed run, wait for the other ranks and read their records."""
         import torch
@@ -167,7 +166,7 @@ class SweepRunner:
         jobs = [Job(rkey, text_id, tokens, None) for i, (key, rkey, text_id, tokens)
                 in enumerate(zip(keys, retry_keys, ids, token_lists))
                 if not store.get(key).exact and rkey not in store and ctx.rank.owns(i)]
-        self.run(jobs, replace(self.config, seed=self.config.seed + SECOND_START_SEED_OFFSET),
+        self.cram(jobs, replace(self.config, seed=self.config.seed + SECOND_START_SEED_OFFSET),
                  length)
         for i, (key, rkey) in enumerate(zip(keys, retry_keys)):
             if rkey in store and better(store.get(rkey), store.get(key)):
@@ -176,7 +175,7 @@ class SweepRunner:
     def advance(self, length: int) -> bool:
         """Read the length's records: which texts climb on, and whether a stop rule holds
         (False: the sweep stops here, the reason noted on it)."""
-        sweep, rules = self.sweep, self.sweep.protocol
+        sweep, protocol = self.sweep, self.sweep.protocol
         keys, ids = sweep.keys[length], sweep.ids[length]
         records = {t: self.ctx.store.get(k) for t, k in zip(ids, keys)}
         accuracies = [r.best_accuracy for r in records.values() if r.usable]
@@ -184,12 +183,12 @@ class SweepRunner:
         mean = sum(accuracies) / len(accuracies) if accuracies else 0.0
         self.ctx.display.length_done(sweep.label, length, mean)
         if sweep.climbs:
-            self.lost = {t: 0 if rules.wins(r) else self.lost.get(t, 0) + 1
+            self.lost = {t: 0 if protocol.wins(r) else self.lost.get(t, 0) + 1
                          for t, r in records.items()}
             self.alive = {t: keys[ids.index(t)] for t, r in records.items()
-                          if self.lost[t] <= rules.lost_lengths_allowed and r.usable}
+                          if self.lost[t] <= protocol.lost_lengths_allowed and r.usable}
             # A faulted run is no result: its text neither climbs nor carries an accuracy.
-            self.last_accuracy.update({t: rules.stopped_accuracy(r) for t, r in records.items()
+            self.last_accuracy.update({t: protocol.stopped_accuracy(r) for t, r in records.items()
                                        if t not in self.alive and r.usable})
         self.below = self.below + 1 if mean < sweep.threshold else 0
         self.reached = self.reached or mean >= sweep.threshold

@@ -29,12 +29,14 @@ from pathlib import Path
 
 import yaml
 
+from cram_harness import metrics
 from cram_harness.errors import CramError
+from cram_harness.metrics import LOSSLESS_THRESHOLD
+from cram_harness.schemas import is_int, is_number
 from cram_harness.validation import MAX_STEPS
 
-KINDS = ("capacity", "token_gain", "info_gain", "mem_scaling", "similarity", "interpolation",
-         "capacity_estimate")
-ANALYSES = ("similarity", "interpolation")  # several restarts per text, vectors kept
+# A kind is what a task reports: the kinds the metric table's entries name.
+KINDS = tuple(dict.fromkeys(kind for m in metrics.METRICS for kind in m.kinds))
 SAMPLINGS = ("grid", "uniform")
 
 
@@ -50,7 +52,7 @@ class TaskConfig:
     sampling: str = "grid"
     past_capacity: int = 3
     stop_below: float = 0.0
-    threshold: float = 0.99
+    threshold: float = LOSSLESS_THRESHOLD
     version: int = 1
     description: str = ""
     restarts: int = 4  # analyses: solutions per text, from different seeds
@@ -112,8 +114,7 @@ def parse_file(path: Path) -> TaskConfig | GroupConfig:
     if opts.get("sampling", "grid") not in SAMPLINGS:
         raise CramError(f"{path}: key 'sampling' is {opts['sampling']!r}, expected one of "
                         f"{SAMPLINGS}")
-    if "past_capacity" in opts and not (isinstance(opts["past_capacity"], int)
-                                        and not isinstance(opts["past_capacity"], bool)
+    if "past_capacity" in opts and not (is_int(opts["past_capacity"])
                                         and opts["past_capacity"] >= 0):
         raise CramError(f"{path}: key 'past_capacity' must be a whole number >= 0 (0: the "
                         "whole grid)")
@@ -123,14 +124,10 @@ def parse_file(path: Path) -> TaskConfig | GroupConfig:
                       path=str(path), **opts)
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 _SCALARS = (
-    ("threshold", "an accuracy in (0, 1]", lambda v: _number(v) and 0 < v <= 1),
-    ("stop_below", "an accuracy in [0, 1] (0: no floor)", lambda v: _number(v) and 0 <= v <= 1),
-    ("version", "a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    ("threshold", "an accuracy in (0, 1]", lambda v: is_number(v) and 0 < v <= 1),
+    ("stop_below", "an accuracy in [0, 1] (0: no floor)", lambda v: is_number(v) and 0 <= v <= 1),
+    ("version", "a whole number", is_int),
     ("description", "a line of text", lambda v: isinstance(v, str)),
 )
 
@@ -145,7 +142,7 @@ def _parse_group(path: Path, data: dict) -> GroupConfig:
 
 def _positive_ints(path: Path, key: str, value: object) -> tuple[int, ...]:
     if not isinstance(value, list) or not value or not all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_STEPS for v in value
+        is_int(v) and 0 < v <= MAX_STEPS for v in value
     ):
         raise CramError(f"{path}: key {key!r} must be a non-empty list of positive integers "
                         f"(at most {MAX_STEPS})")

@@ -1,12 +1,12 @@
-"""What the evaluator shows while it runs. The evaluator calls these hooks and never
-prints; `Display` shows nothing, `RichDisplay` draws a live progress line per length."""
+"""What the evaluator shows while it runs: `RichDisplay` implements its hooks
+(harness/display.py) with a live progress line per length; the evaluator never prints."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
 
 def clock(seconds: float) -> str:
@@ -20,25 +20,7 @@ def batch_steps_left(info: Any) -> int:
     return -(-info.text_steps_left // max(info.slots, 1))
 
 
-class Display:
-    """No-op hooks; subclass and override what you want to show."""
-
-    shows_plan = False  # whether `plan` is worth a timed step to estimate the run's length
-
-    def model_start(self, spec: str) -> None: ...
-    def note(self, message: str) -> None: ...
-    def model_loaded(self, spec: str, info: dict, seconds: float) -> None: ...
-    def plan(self, lines: list[str]) -> None: ...
-    def length_start(self, label: str, length: int, todo: int, cached: int,
-                     max_steps: int) -> None: ...
-    def step(self, info: Any) -> None: ...
-    def sample_done(self, record: SampleRecord) -> None: ...
-    def length_done(self, label: str, length: int, mean_accuracy: float) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class RichDisplay(Display):
+class RichDisplay:
     """One line per length, within 80 columns: texts done, the batch's step, its texts' best
     accuracy, and the time left at most: every step the running and the waiting texts are
     still allowed, a batch of them at a time, at the length's mean step time so far. Texts

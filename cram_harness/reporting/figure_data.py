@@ -11,40 +11,42 @@ import re
 from collections.abc import Iterator
 
 from cram_harness import metrics
-from cram_harness.protocols import PROTOCOLS
 from cram_harness.reporting.runs import Run
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
+from cram_harness.schemas import is_number
 
 # The task kinds whose `threshold` says what counts as decoded: capacity's, and the gains'
 # (a "full" vector is one at or below it). Each question asks its own kinds first.
-CAPACITY_KINDS = ("capacity", "mem_scaling", "token_gain", "info_gain")
-GAIN_KINDS = ("info_gain", "token_gain", "capacity", "mem_scaling")
+CAPACITY_KINDS = metrics.CAPACITY_KINDS + metrics.GAIN_KINDS
+GAIN_KINDS = metrics.GAIN_KINDS[::-1] + metrics.CAPACITY_KINDS
 
 
-def value(values: dict, metric: str) -> float | None:
+def value(values: dict, key: str) -> float | None:
     """A metric of a results entry, None where it is missing, null or not a finite number."""
-    v = values.get(f"{metric},none")
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    v = values.get(metrics.result_key(key))
+    ok = is_number(v) and math.isfinite(v)
     return float(v) if ok else None
 
 
-def names(metric: str) -> list[str]:
-    """The names a metric is reported under: the paper's first, then the climbs' own."""
-    return list(dict.fromkeys(p.metric_name(metric) for p in PROTOCOLS.values()))
+def names(metric: str, suffix: str = "") -> list[str]:
+    """The keys a metric is reported under (`suffix`: "_std", "_k2"): the paper's first,
+    then the climbs' own."""
+    return [name + suffix for name in metrics.metric(metric).names()]
 
 
-def either(values: dict, metric: str) -> float | None:
+def either(values: dict, metric: str, suffix: str = "") -> float | None:
     """A metric under the paper's name, else under a climbing protocol's own."""
-    return next((value(values, n) for n in names(metric) if f"{n},none" in values), None)
+    return next((value(values, n) for n in names(metric, suffix)
+                 if metrics.result_key(n) in values), None)
 
 
 def capacity(values: dict, suffix: str = "") -> float | None:
     """The capacity of a results entry: the paper's, or a climbing protocol's own."""
-    return either(values, f"decoding_capacity{suffix}")
+    return either(values, "decoding_capacity", suffix)
 
 
 def has_capacity(values: dict) -> bool:
-    return any(f"{n},none" in values for n in names("decoding_capacity"))
+    return any(metrics.result_key(n) in values for n in names("decoding_capacity"))
 
 
 def threshold(run: Run, dataset: str | None = None, kinds: tuple[str, ...] = CAPACITY_KINDS
@@ -85,7 +87,7 @@ def scaling_series(run: Run) -> Iterator[tuple[str, dict[int, float | None]]]:
     found = False
     for _, values, dataset in run.tasks("mem_scaling"):
         caps = {int(m[2]): capacity(values, f"_k{m[2]}") for key in values
-                if (m := re.fullmatch(r"(\w+)_k(\d+),none", key))
+                if (m := re.fullmatch(rf"(\w+)_k(\d+),{metrics.FILTER}", key))
                 and m[1] in names("decoding_capacity")}
         if caps:
             found = True
@@ -132,13 +134,15 @@ def decoded_spread(run: Run, dataset: str, n_mem: int, length: float | None
 
 
 def scaling_hint(runs: list[Run]) -> str:
-    """What to run for Fig. 4, for the datasets these runs used: their mem_scaling task
-    where one exists, else a capacity task over several numbers of vectors."""
-    from cram_harness.harness.registry import all_tasks
-
-    known = all_tasks()
-    datasets = sorted({s.get("dataset") for run in runs for s in run.results.get("sweeps", [])
-                       if s.get("dataset")}) or ["random"]
-    hints = [f"mem_scaling_{d}" if f"mem_scaling_{d}" in known
-             else f"capacity_{d} --mem-tokens 1,2,4" for d in datasets]
-    return "run " + " or ".join(hints)
+    """What to run for Fig. 4, for the datasets these runs used: a task they ran on it (so
+    one that exists) over several numbers of vectors; the shipped capacity_random where
+    they name no dataset."""
+    ran: dict[str, str] = {}
+    for run in runs:
+        for name, _, dataset in run.tasks(*CAPACITY_KINDS):
+            ran.setdefault(dataset, name)
+    datasets = sorted(set(ran) | {s.get("dataset") for run in runs
+                                  for s in run.results.get("sweeps", []) if s.get("dataset")})
+    hints = [f"{ran[d]} --mem-tokens 1,2,4" if d in ran
+             else f"a capacity task on {d} with --mem-tokens 1,2,4" for d in datasets]
+    return "run " + (" or ".join(hints) or "capacity_random --mem-tokens 1,2,4")

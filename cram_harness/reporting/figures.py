@@ -28,7 +28,7 @@ from cram_harness.reporting.plotting import (
     save,
 )
 from cram_harness.reporting.runs import Run
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
 __all__ = ["FIGURES", "Skip", "make_figures"]
 
@@ -159,7 +159,7 @@ def build_eq1_figure(runs: list[Run]) -> Figure:
             tg = figure_data.either(v, "token_gain")
             if tg is not None and eq1:
                 util = figure_data.either(v, "capacity_utilization")
-                std = figure_data.either(v, "token_gain_std") or 0.0
+                std = figure_data.either(v, "token_gain", "_std") or 0.0
                 pts.append((run.label, d, float(eq1), tg, std,
                             metrics.capacity_utilization(tg, eq1) if util is None else util))
     if not pts:

@@ -8,16 +8,18 @@ import sys
 import time
 from typing import Any, TextIO
 
-from cram_harness.reporting.console import Display, batch_steps_left, clock
-from cram_harness.results.record import SampleRecord
+from cram_harness.reporting.console import batch_steps_left, clock
+from cram_harness.results.records import SampleRecord
 
 EVERY_S = 30.0  # a line at least this often while texts are being crammed
 
 
-class LogDisplay(Display):
+class LogDisplay:
     """A line per event: the model, the plan, each length's start and end, each finished
     text (texts done, the batch's steps per second, the time left at most) and, between
     them, a line every `every` seconds."""
+
+    shows_plan = True
 
     def __init__(self, stream: TextIO | None = None, every: float = EVERY_S,
                  stop_requested: Any = None):
@@ -102,3 +104,6 @@ class LogDisplay(Display):
 
     def warn(self, message: str) -> None:
         self._say(f"warning: {message}")
+
+    def close(self) -> None:
+        pass  # every line is written as it happens

@@ -8,10 +8,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from cram_harness.protocols import PROTOCOLS
-from cram_harness.results.record import SampleRecord
+from cram_harness.protocols import protocol_of_file
+from cram_harness.results.records import SampleRecord
 
 SETTING_KEYS = ("protocol", "lr", "max_steps", "min_margin", "temperature", "subspace", "dtype",
                 "autocast")
@@ -66,7 +65,8 @@ def load_runs(results: list[dict]) -> list[Run]:
         differ = [k for k in SETTING_KEYS if len({repr(r.setting(k)) for r in group}) > 1]
         for run in group:
             # a climbing protocol's numbers are never the paper's: their label says so
-            named = differ if not _climbs(run.setting("protocol")) or "protocol" in differ \
+            climbs = protocol_of_file(run.setting("protocol")).climbs
+            named = differ if not climbs or "protocol" in differ \
                 else ["protocol", *differ]
             extra = ", ".join(f"{k}={_text(run.setting(k))}" for k in named)
             run.label = f"{run.model} ({extra})" if extra else run.model
@@ -99,8 +99,3 @@ def read_samples(results: dict) -> list[SampleRecord]:
 def _text(value: object) -> str:
     return "default" if value is None else str(value)
 
-
-def _climbs(name: Any) -> bool:
-    """Whether a file's protocol climbs (its numbers are never the paper's); an unknown name
-    (a newer cram-harness) is said in the label too."""
-    return name is not None and (name not in PROTOCOLS or PROTOCOLS[name].climbs)

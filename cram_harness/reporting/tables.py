@@ -11,9 +11,10 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from cram_harness import schemas
+from cram_harness import metrics, schemas
+from cram_harness.config import engine_default
 from cram_harness.errors import CramError
-from cram_harness.protocols import FAST, PROTOCOLS
+from cram_harness.protocols import protocol_of_file
 
 COLUMNS = [
     ("model", "model"),
@@ -33,15 +34,23 @@ COLUMNS = [
     ("utilization", "utilization"),
     ("n_full_vectors", "full vectors"),
 ]
+# Table 1's metric columns: column -> the metric it shows
+METRIC_COLUMNS = {"capacity": "decoding_capacity", "greedy_capacity": "greedy_capacity",
+                  "utilization": "capacity_utilization", "n_full_vectors": "n_full_vectors",
+                  "token_gain": "token_gain", "information_gain": "information_gain",
+                  "information_gain_bits": "information_gain_bits"}
 FORMATS = ("table", "markdown", "csv", "html")
 # The terminal table keeps to what fits 80 columns; the files carry every column.
 TERMINAL = ("model", "dataset", "protocol", "precision", "lr", "capacity", "greedy_capacity",
             "token_gain", "information_gain", "eq1", "utilization")
 SETTINGS = ("protocol", "precision", "lr", "max_steps", "other")
-# engine settings beyond the paper's, named in a row's settings where they differ from it
-OTHER_SETTINGS = (("min_margin", "margin", 0.0), ("temperature", "temperature", 1.0),
-                  ("subspace", "subspace", 0), ("patience", "patience", 2000))
-MEAN_STD = ("token_gain", "information_gain", "information_gain_bits")
+# engine settings beyond the paper's, named in a row's settings where they differ from its
+OTHER_SETTINGS = tuple((key, name, engine_default(key)) for key, name in (
+    ("min_margin", "margin"), ("temperature", "temperature"), ("subspace", "subspace"),
+    ("patience", "patience")))
+# the columns shown as mean ± std
+MEAN_STD = tuple(col for col, name in METRIC_COLUMNS.items()
+                 if metrics.metric(name).aggregation == "mean_std")
 SHORT = {"capacity": "cap.", "greedy_capacity": "greedy", "token_gain": "token\ngain",
          "information_gain": "info\n(nats)", "utilization": "util."}
 
@@ -80,9 +89,10 @@ def load_results(paths: Iterable[str | Path]) -> list[dict]:
     return loaded
 
 
-def _metric(task: dict, name: str, protocol: str):
-    # a protocol this version does not know (a newer one's file) is not the paper's
-    return task.get(f"{PROTOCOLS.get(protocol, FAST).metric_name(name)},none")
+def _metric(task: dict, name: str, protocol: str, stat: str = ""):
+    """A metric of a results entry under the file's protocol's name (`stat`: "_std")."""
+    key = metrics.metric(name).key(protocol_of_file(protocol).climbs) + stat
+    return task.get(metrics.result_key(key))
 
 
 def settings_text(row: dict, keys: Iterable[str]) -> str:
@@ -125,22 +135,21 @@ def table1_rows(results: list[dict]) -> list[dict]:
         settings = run_settings(res)
         protocol = settings["protocol"]
         for name, task in res["results"].items():
-            dataset = res.get("configs", {}).get(name, {}).get("dataset", "?")
+            config = res.get("configs", {}).get(name, {})
+            dataset, kind = config.get("dataset", "?"), config.get("kind")
             key = (res["model_name"], dataset, *settings.values())
             row = rows.setdefault(key, {
                 "model": res["model_name"], "dataset": dataset, **settings,
                 "d_model": info.get("d_model"), "eq1": info.get("eq1_capacity")})
-            for metric, col in (("decoding_capacity", "capacity"),
-                                ("greedy_capacity", "greedy_capacity"),
-                                ("capacity_utilization", "utilization")):
-                if _metric(task, metric, protocol) is not None:
-                    row[col] = _metric(task, metric, protocol)
-            if task.get("n_full_vectors,none") is not None:
-                row["n_full_vectors"] = task["n_full_vectors,none"]
-            for metric in ("token_gain", "information_gain", "information_gain_bits"):
-                if _metric(task, metric, protocol) is not None:
-                    row[metric] = (_metric(task, metric, protocol),
-                                   _metric(task, f"{metric}_std", protocol))
+            for col, metric in METRIC_COLUMNS.items():
+                # a column shows the metric of the kinds that report it for Table 1 (a
+                # capacity estimate's information gain is another: its probe length's alone)
+                if kind is not None and kind not in metrics.metric(metric).kinds:
+                    continue
+                found = _metric(task, metric, protocol)
+                if found is not None:
+                    row[col] = (found, _metric(task, metric, protocol, "_std")) \
+                        if col in MEAN_STD else found
     return sorted(rows.values(), key=lambda r: (r["dataset"], -(r.get("capacity") or 0)))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import subprocess
 import time
@@ -13,14 +14,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from cram_harness import metrics
-from cram_harness.protocols import PAPER, Protocol, protocol_named
-from cram_harness.results.record import SampleRecord
+from cram_harness.results.records import SampleRecord
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the harness hands them in: results are made without it
     from cram_harness.harness.tasks import TaskConfig
-
-FILTER = "none"
-GAIN_KINDS = ("token_gain", "info_gain")
+    from cram_harness.protocols import Protocol
 
 
 def task_records(task: TaskConfig, sweeps: list, store: Any, n_mem: int
@@ -48,104 +46,30 @@ def carried_records(task: TaskConfig, sweeps: list, n_mem: int) -> list[SampleRe
             for length, accs in s.carried.items() for acc in accs]
 
 
-def _key(metric: str) -> str:
-    return f"{metric},{FILTER}"
-
-
-def _mean_std_metrics(name: str, stats: metrics.MeanStd) -> dict:
-    return {_key(name): _num(stats.mean), _key(f"{name}_stderr"): _num(stats.stderr),
-            _key(f"{name}_std"): _num(stats.std)}
-
-
-def _num(x: float) -> float | None:
-    return None if x != x else x  # NaN (no samples) -> null
-
-
-def _capacity_metrics(records: list[SampleRecord], threshold: float, rules: Protocol,
-                      suffix: str = "") -> dict:
-    records = rules.credited(records)
-    table = metrics.accuracy_table((r.length, r.best_accuracy) for r in records)
-    greedy = metrics.accuracy_table((r.length, r.greedy_accuracy) for r in records)
-    capacity, greedy_capacity = (rules.metric_name(f"{m}{suffix}")
-                                 for m in ("decoding_capacity", "greedy_capacity"))
-    return {
-        _key(capacity): metrics.decoding_capacity(table, threshold),
-        _key(f"{capacity}_stderr"): "N/A",
-        # The same rule with each text's greedy-decoded accuracy: decoding, not scoring.
-        _key(greedy_capacity): metrics.decoding_capacity(greedy, threshold),
-        _key(f"{greedy_capacity}_stderr"): "N/A",
-    }
-
-
-def analysis_metrics(analysis: dict) -> dict:
-    """Mean intra/inter-sample cosine (Fig. 7); accuracy half-way between two solutions of
-    the same text, mean and worst (Fig. 8)."""
-    if "intra_cosine" in analysis:
-        return {**_mean_std_metrics("intra_cosine", metrics.mean_std(analysis["intra_cosine"])),
-                **_mean_std_metrics("inter_cosine", metrics.mean_std(analysis["inter_cosine"]))}
-    curves = analysis.get("curves") or []
-    if not curves:
-        return {}
-    mid = len(analysis["thetas"]) // 2
-    middle = [c[mid] for c in curves]
-    return {**_mean_std_metrics("midpoint_accuracy", metrics.mean_std(middle)),
-            _key("worst_midpoint_accuracy"): min(middle),
-            _key("worst_midpoint_accuracy_stderr"): "N/A"}
-
-
-def estimate_metrics(estimate: dict, records: list[dict]) -> dict:
-    """Predicted capacity (the shortest text's predicted prefix, as capacity is the length
-    every text decodes at), the measured one where the grid was swept, and the per-text
-    error in tokens."""
-    texts = estimate.get("texts") or []
-    if not texts:
-        return {_key("predicted_capacity"): None, _key("predicted_capacity_stderr"): "N/A"}
-    out = {_key("information_gain"): estimate["information_gain"],
-           _key("information_gain_stderr"): estimate["information_gain_stderr"],
-           _key("predicted_capacity"): min(t["predicted"] for t in texts),
-           _key("predicted_capacity_stderr"): "N/A"}
-    pairs = [(t["predicted"], t["measured"]) for t in texts if t["measured"] is not None]
-    if pairs:
-        errors = metrics.mean_std(abs(p - m) for p, m in pairs)
-        out.update({_key("measured_capacity"): min(m for _, m in pairs),
-                    _key("measured_capacity_stderr"): "N/A",
-                    **_mean_std_metrics("prediction_error_tokens", errors)})
-    return out
-
-
 def task_metrics(task: TaskConfig, sweeps: list, store: Any, info: dict,
-                 analyses: dict | None = None, rules: Protocol = PAPER) -> tuple[dict, list]:
-    """(metrics, records used) of one task."""
+                 analyses: dict | None, protocol: Protocol) -> tuple[dict, list, dict]:
+    """(metrics, records used, higher_is_better) of one task: the metric table's entries
+    for its kind, at each number of [mem] vectors its sweeps ran (mem_scaling reports every
+    one, `_k<k>`; the others their first)."""
     mems = sorted({s.n_mem for s in sweeps if task.name in s.tasks})
-    first = task_records(task, sweeps, store, mems[0]) if mems else []
-    if task.kind == "capacity_estimate":
-        return estimate_metrics((analyses or {}).get(task.name, {}), first), first
-    if task.kind in ("similarity", "interpolation"):
+    analysis = (analyses or {}).get(task.name, {})
+    values, used, directions = {}, [], {}
+    for k in mems if task.kind == "mem_scaling" else mems[:1] or [None]:
+        records = task_records(task, sweeps, store, k) if k is not None else []
+        carried = carried_records(task, sweeps, k) if k is not None else []
+        reading = metrics.Reading(records, protocol.credited(records + carried),
+                                  task.threshold, info.get("eq1_capacity", math.nan), analysis)
+        suffix = f"_k{k}" if task.kind == "mem_scaling" else ""
+        for metric in metrics.metrics_of(task.kind):
+            entries = metric.entries(reading, protocol.climbs, suffix)
+            values.update(entries)
+            if entries:
+                directions.update(metric.directions(protocol.climbs, suffix))
+        used += records
+    if task.kind in metrics.ANALYSIS_KINDS:  # every restart's records: the solutions compared
         used = [r for s in sweeps if task.name in s.tasks
-                for length, keys in s.keys.items() for r in map(store.get, keys)]
-        return analysis_metrics((analyses or {}).get(task.name, {})), used
-    if task.kind == "capacity":
-        carried = carried_records(task, sweeps, mems[0]) if mems else []
-        return _capacity_metrics(first + carried, task.threshold, rules), first
-    if task.kind == "mem_scaling":
-        out, used = {}, []
-        for k in mems:
-            recs = task_records(task, sweeps, store, k)
-            out.update(_capacity_metrics(recs + carried_records(task, sweeps, k),
-                                         task.threshold, rules, suffix=f"_k{k}"))
-            used += recs
-        return out, used
-    gains = metrics.full_vector_gains(first, task.threshold)
-    # How many vectors the gains are made of (build_results adds at which lengths).
-    out = {_key("n_full_vectors"): gains["token_gain"].n, _key("n_full_vectors_stderr"): "N/A"}
-    names = ("token_gain",) if task.kind == "token_gain" else \
-        ("information_gain", "information_gain_bits")
-    for name in names:
-        out.update(_mean_std_metrics(rules.metric_name(name), gains[name]))
-    if task.kind == "token_gain":
-        out[_key(rules.metric_name("capacity_utilization"))] = _num(
-            metrics.capacity_utilization(gains["token_gain"].mean, info["eq1_capacity"]))
-    return out, first
+                for keys in s.keys.values() for r in map(store.get, keys)]
+    return values, used, directions
 
 
 def sweep_summary(sweeps: list, store: Any) -> list[dict]:
@@ -186,23 +110,23 @@ def _mean(values: list[float]) -> float:
 
 
 def build_results(*, spec, task_cfgs, sweeps, store, model_info, settings, timings, device,
-                  groups: dict[str, list[str]] | None = None, analyses=None
-                  ) -> tuple[dict, dict[str, list[dict]]]:
-    """The results file's content and each task's sample records (`groups`: the groups the
-    user asked for, each with its member tasks)."""
-    rules = protocol_named(settings.get("protocol"))
+                  protocol: Protocol, groups: dict[str, list[str]] | None = None,
+                  analyses=None) -> tuple[dict, dict[str, list[dict]]]:
+    """The results file's content and each task's sample records (`settings`: the run's
+    config block; `protocol`: the run's, which names and credits its numbers; `groups`: the
+    groups the user asked for, each with its member tasks)."""
     results, configs, versions, n_samples, higher, samples = {}, {}, {}, {}, {}, {}
     full_vectors: dict[str, dict[str, int]] = {}
     for task in task_cfgs:
-        values, used = task_metrics(task, sweeps, store, model_info, analyses, rules)
+        values, used, higher[task.name] = task_metrics(task, sweeps, store, model_info,
+                                                       analyses, protocol)
         results[task.name] = {"alias": task.name, **values}
         configs[task.name] = task.to_dict()
         versions[task.name] = task.version
         n_samples[task.name] = {"original": task.num_samples,
                                 "effective": len(used)}
-        higher[task.name] = {k.split(",")[0]: True for k in values if "stderr" not in k}
         samples[task.name] = [r.to_json() for r in used]
-        if task.kind in GAIN_KINDS:
+        if task.kind in metrics.kinds_reporting("n_full_vectors"):
             full_vectors[task.name] = _full_vectors_by_length(used, task.threshold)
     group_subtasks = {name: [t for t in members if t in results]
                       for name, members in (groups or {}).items()}
@@ -220,7 +144,7 @@ def build_results(*, spec, task_cfgs, sweeps, store, model_info, settings, timin
         "higher_is_better": higher,
         "config": {"model": spec, "model_args": f"pretrained={spec}", **settings},
         # what the engine ran with, the protocol's and the model's defaults resolved
-        "engine": engine_settings(sweeps, rules.name, model_info),
+        "engine": engine_settings(sweeps, protocol.name, model_info),
         "model_info": model_info,
         "sweeps": sweep_summary(sweeps, store),
         "full_vectors": full_vectors,  # per gains task: length -> full vectors pooled there

@@ -1,366 +1,283 @@
-"""Bad input, round two: every input a user can hand us gets one line that says what was
-wrong and what to do, and exit code 2; a damaged record is skipped with a warning and the run
-finishes. Each case was a raw internal exception before (an AttributeError, an Errno, a
-TypeError from deep inside)."""
+"""Input a user types or points at before any model loads (flags, data files, texts on
+stdin, task folders, task YAML, an output folder) is refused in one line that says what was
+wrong and what to do, exit code 2: never a raw exception from deep inside, never a model
+loaded for nothing."""
 
 from __future__ import annotations
 
-import json
-import signal
-import time
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_word_tokenizer, record
+from cram_harness.errors import CramError
 from tests.helpers import (
-    RUN,
-    Proc,
+    GOOD_TASK,
     assert_one_error_line,
-    line_count,
+    env,
+    flat,
+    run_args,
     run_cli,
-    whole_records,
-    write_results,
 )
+from tests.tiny import make_word_tokenizer
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # in-process runs: one torch thread
 
 
-@pytest.fixture
-def adapter(tiny_model_dir, tmp_path, capsys):
-    """An adapter exported from the tiny model; its cram.json is edited by each case."""
-    (tmp_path / "text.txt").write_text("she was at the")
-    code, _, err = run_cli(["export", "--model", tiny_model_dir, "--text",
-                            str(tmp_path / "text.txt"), "--out", str(tmp_path / "adapter"),
-                            "--lr", "0.3", "--max-steps", "300"], capsys)
-    assert code == 0, err
-    return tmp_path / "adapter"
+def _include(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    """(the --include-path to give, what its line says) for each kind of bad include path."""
+    base = tmp_path / "inc"
+    base.mkdir()
+    if kind == "folder-named-yaml":
+        (base / "mine.yaml").mkdir()
+        return base, f"{base / 'mine.yaml'} is a directory named like a task file"
+    if kind == "symlink-loop":
+        (base / "loop").symlink_to(base / "loop")
+        return base / "loop", "cannot be followed"
+    if kind == "yaml-symlink-loop":
+        (base / "self.yaml").symlink_to(base / "self.yaml")
+        return base, f"{base / 'self.yaml'}: cannot be read as a task file"
+    if kind == "missing":
+        return base / "nowhere", "does not exist"
+    (base / "mine.yaml").write_text("task: mine\n")
+    return base / "mine.yaml", f"is a file: give the directory of task YAML that holds it ({base})"
 
 
-CRAM_JSON_EDITS = [
-    ("fingerprint-a-string", lambda i: {**i, "base_model": "llama"}, "'base_model' is 'llama'"),
-    ("num-tokens-a-word", lambda i: {**i, "num_tokens": "eight"}, "'num_tokens' is 'eight'"),
-    ("no-seed", lambda i: {**i, "seed_token_ids": []}, "'seed_token_ids' is []"),
-    ("seed-outside-the-vocabulary", lambda i: {**i, "seed_token_ids": [10**6]},
-     "outside this model's vocabulary of 128"),
-    ("nothing-to-decode", lambda i: {**i, "num_tokens": 1}, "'num_tokens' is 1"),
-    ("a-list", lambda i: [i], "does not hold a JSON object"),
-]
+@pytest.mark.parametrize("kind", ["folder-named-yaml", "symlink-loop", "yaml-symlink-loop",
+                                  "missing", "a-file"])
 
 
-@pytest.mark.parametrize("edit, message", [c[1:] for c in CRAM_JSON_EDITS],
-                         ids=[c[0] for c in CRAM_JSON_EDITS])
-def test_an_edited_cram_json_is_one_line(edit, message, adapter, tiny_model_dir, capsys):
-    info = json.loads((adapter / "cram.json").read_text())
-    (adapter / "cram.json").write_text(json.dumps(edit(info)))
-    code, _, err = run_cli(["decode", str(adapter), "--model", tiny_model_dir], capsys)
+@pytest.mark.parametrize("command", [["ls", "tasks"], ["--model", "x", "--tasks", "mine"]])
+def test_a_bad_include_path_is_named(kind, command, tmp_path, capsys):
+    path, message = _include(kind, tmp_path)
+    code, _, err = run_cli([*command, "--include-path", str(path)], capsys)
     line = assert_one_error_line(code, err, message)
-    assert "cram.json" in line
+    assert str(path) in line and "unknown task" not in line
 
 
-@pytest.mark.parametrize("device, message", [("gpu", "unknown device 'gpu': this machine has"),
-                                             ("mps", "device 'mps' is not on this machine"),
-                                             ("cuda:3", "device 'cuda:3' is not on this")])
-def test_a_device_this_machine_lacks_names_the_ones_it_has(device, message, tiny_model_dir,
-                                                           capsys):
-    code, _, err = run_cli(["decode", "nowhere", "--model", tiny_model_dir, "--device", device],
-                           capsys)
-    assert "cpu" in assert_one_error_line(code, err, message)
+def test_names_and_paths_with_markup_characters_print_as_text(tiny_model_dir, books, tmp_path,
+                                                              capsys):
 
 
-@pytest.mark.parametrize("out", [".", "{tmp}/file", "{tmp}/notes"])
-def test_export_never_writes_over_what_is_not_an_adapter(out, tiny_model_dir, tmp_path, capsys,
-                                                         monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "text.txt").write_text("she was at the")
-    (tmp_path / "file").write_text("keep me")
-    (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "mine.txt").write_text("keep me too")
-    code, _, err = run_cli(["export", "--model", tiny_model_dir, "--text", "text.txt", "--out",
-                            out.format(tmp=tmp_path), "--max-steps", "2"], capsys)
-    assert_one_error_line(code, err, "give a new directory for the adapter")
-    assert (tmp_path / "file").read_text() == "keep me"
-    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me too"
-    assert (tmp_path / "text.txt").is_file()
-
-
-@pytest.mark.parametrize("override, message", [
-    ({"results": {"capacity_x": 3}}, "'results' is"),
-    ({"model_name": None}, "'model_name' is missing"),
-    ({"sweeps": [{"dataset": "x", "n_mem": 1, "mean_accuracy": {"eight": 1.0}}]}, "'sweeps'"),
-])
-@pytest.mark.parametrize("command", ["show", "leaderboard"])
-def test_a_results_file_of_another_shape_is_named(override, message, command, tmp_path, capsys):
-    bad = write_results(tmp_path / "r" / "m" / "results_2026-01-01T00-00-00.json", **override)
-    code, _, err = run_cli([command, str(bad)], capsys)
-    line = assert_one_error_line(code, err, message)
-    assert str(bad) in line and "not a cram-eval results file" in line
-
-
-def test_a_foreign_results_file_is_skipped_and_the_rest_read(tmp_path, capsys, recwarn):
-    write_results(tmp_path / "r" / "good" / "results_2026-01-01T00-00-00.json")
-    write_results(tmp_path / "r" / "bad" / "results_2026-01-01T00-00-00.json", results=[1])
-    code, out, err = run_cli(["leaderboard", str(tmp_path / "r"), "--format", "markdown"],
-                             capsys)
+    model = tmp_path / "m[" / "b]"  # "[/b]" in the path: a closing tag to rich
+    shutil.copytree(tiny_model_dir, model)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "mine.yaml").write_text(f"task: mine\nkind: capacity\ndataset: 'd[/i]'\n"
+                                     f"source: {{kind: local, path: '{books}'}}\n"
+                                     "lengths: [4]\nnum_samples: 1\n")
+    out = tmp_path / "res[" / "x]"
+    argv = ["--model", str(model), "--tasks", "mine", "--include-path", str(tasks),
+            "--max-steps", "2", "--device", "cpu", "--output-path", str(out)]
+    for _ in range(2):  # the rerun too
+        code, stdout, err = run_cli(argv, capsys)
+        assert code == 0, err
+        assert str(out) in flat(stdout) and "d[/i]" in flat(stdout)
+    results = sorted(out.rglob("results_*.json"))[-1]
+    code, stdout, err = run_cli(["show", str(results)], capsys)
     assert code == 0, err
-    assert "| tiny | x |" in out
-    (warning,) = [str(w.message) for w in recwarn]
-    assert "bad/results_2026-01-01T00-00-00.json" in warning and "skipped" in warning
-
-
-def test_leaderboard_output_under_a_file_is_one_line(tmp_path, capsys):
-    good = write_results(tmp_path / "r" / "m" / "results_2026-01-01T00-00-00.json")
-    (tmp_path / "FILE").write_text("keep me")
-    for fmt in ("csv", "table"):
-        code, _, err = run_cli(["leaderboard", str(good), "--format", fmt, "--output",
-                                str(tmp_path / "FILE" / "x.csv")], capsys)
-        assert_one_error_line(code, err, "is in the way")
-    assert (tmp_path / "FILE").read_text() == "keep me"
-
-
-@pytest.mark.parametrize("in_the_way", ["model-dir-a-file", "lock-a-directory",
-                                        "records-a-directory"])
-def test_something_in_the_way_of_the_results_is_one_line(in_the_way, tiny_model_dir, books,
-                                                          tmp_path, capsys):
-    out = tmp_path / "results"
-    target = out / _slug(tiny_model_dir)
-    if in_the_way == "model-dir-a-file":
-        out.mkdir()
-        target.write_text("keep me")
-    else:
-        target.mkdir(parents=True)
-        (target / (".lock" if in_the_way == "lock-a-directory" else "records.jsonl")).mkdir()
-    argv = ["--model", tiny_model_dir, *RUN, "--data-files", books, "--output-path", str(out)]
-    code, _, err = run_cli(argv, capsys)
-    assert_one_error_line(code, err, "is a directory, where the records file should be"
-                          if in_the_way == "records-a-directory" else "move it")
-    if in_the_way == "model-dir-a-file":
-        assert target.read_text() == "keep me"
-
-
-def _slug(spec: str) -> str:
-    from cram_harness.results.files import model_dir
-
-    return model_dir(Path("."), spec).name
-
-
-@pytest.mark.parametrize("line, why", [
-    ('{"key": "k1", "length": 8}', "'best_accuracy' is missing"),
-    (json.dumps(record("k2", best_accuracy="high")), "'best_accuracy' is 'high'"),
-    ("[1, 2, 3]", "it holds list"),
-])
-def test_a_record_line_of_another_shape_is_skipped_and_the_run_finishes(
-        line, why, tiny_model_dir, books, tmp_path, capsys, recwarn):
-    out = tmp_path / "results"
-    argv = ["--model", tiny_model_dir, *RUN, "--data-files", books, "--output-path", str(out)]
-    code, _, err = run_cli(argv, capsys)
+    assert str(results) in flat(stdout)
+    code, stdout, err = run_cli(["leaderboard", str(out)], capsys)
     assert code == 0, err
-    (records,) = out.rglob("records.jsonl")
-    kept = records.read_text().splitlines()
-    records.write_text("\n".join([kept[0], line, *kept[1:]]) + "\n")
-    code, _, err = run_cli(argv, capsys)
-    assert code == 0, err
-    assert any(f"records.jsonl:2: not a record (key {why}" in str(w.message)
-               or f"records.jsonl:2: not a record ({why}" in str(w.message) for w in recwarn)
-    assert len([r for r in whole_records(records) if "best_accuracy" in r]) >= len(kept)
+    assert "d[/i]" in stdout
 
 
-def _model_dir(tmp_path: Path, config: object, weights: bool = True) -> str:
-    path = tmp_path / "model"
-    path.mkdir(exist_ok=True)
-    make_word_tokenizer().save_pretrained(path)
-    text = config if isinstance(config, str) else json.dumps(config)
-    (path / "config.json").write_text(text)
-    if weights:
-        (path / "model.safetensors").write_bytes(b"")
-    return str(path)
-
-
-@pytest.mark.parametrize("config, weights, message", [
-    ({"model_type": "bert", "hidden_size": 64}, True, "a bert model is no decoder"),
-    ({"model_type": "t5", "is_encoder_decoder": True}, True, "a t5 model is no decoder"),
-    ({"model_type": "fancy-lm"}, True, "model_type 'fancy-lm' is not one this transformers"),
-    ([{"model_type": "llama"}], True, "holds list, not a JSON object"),
-    ("{not json", True, "is not valid JSON"),
-    ({"model_type": "llama"}, False, "has a config.json but no weights"),
-    ({"model_type": "llama", "auto_map": {"AutoModelForCausalLM": "m.M"}}, True,
-     "pass --trust-remote-code if you trust it"),
+@pytest.mark.parametrize("data, message", [
+    (b"\x00\x00\x00\x00", "stdin is a binary file"),
+    ("Caf\u00e9 au lait.".encode("latin-1"), "stdin is not UTF-8 (bad byte at offset 3)"),
+    (b"  \n", "stdin is empty or only whitespace"),
 ])
-def test_a_model_directory_we_cannot_load_is_one_line(config, weights, message, tmp_path,
-                                                      capsys):
-    model = _model_dir(tmp_path, config, weights)
-    code, _, err = run_cli(["decode", "nowhere", "--model", model], capsys)
+
+
+def test_bad_text_on_stdin_is_one_line(data, message, tiny_model_dir, tmp_path, capsys,
+                                       monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, _, err = run_cli(["export", "--model", tiny_model_dir, "--text", "-", "--out",
+                            str(tmp_path / "a")], capsys)
     assert_one_error_line(code, err, message)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("threshold", '"high"', "key 'threshold' is 'high', expected an accuracy in (0, 1]"),
-    ("stop_below", '"0.5"', "key 'stop_below' is '0.5'"),
-    ("source", "{kind: random, num_words: many}", "option 'num_words' is 'many', expected int"),
-    # numbers of the right type that make no sense (round three)
-    ("stop_below", ".nan", "key 'stop_below' is nan"),
-    ("threshold", ".inf", "key 'threshold' is inf"),
-    ("num_samples", "2.5", "key 'num_samples' must be"),
-    ("past_capacity", "1.5", "key 'past_capacity' must be"),
-    ("lengths", f"[8, {10**20}]", "key 'lengths' must be"),
+def test_a_nul_only_file_is_one_line(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "nul.txt").write_bytes(b"\x00" * 64)
+    code, _, err = run_cli(["export", "--model", tiny_model_dir, "--text",
+                            str(tmp_path / "nul.txt"), "--out", str(tmp_path / "a")], capsys)
+    assert_one_error_line(code, err, f"{tmp_path / 'nul.txt'} is a binary file")
+
+
+@pytest.mark.parametrize("texts, message", [
+    (b"she was at the", None),  # bytes of UTF-8 text: read as the text
+    (b"\xff\xfe she was", "the text given as bytes is not UTF-8"),
+    ("\x00\x00\x00", "the text holds NUL characters"),
+    ([b"she was at the"], None),
+    ([3, 4], "a text is int, not str"),
 ])
-def test_a_task_file_of_the_wrong_types_fails_before_the_model_loads(key, value, message,
-                                                                     tmp_path, capsys,
-                                                                     monkeypatch):
-    fields = {"task": "mine", "kind": "capacity", "dataset": "mine", "lengths": "[8]",
-              "source": "{kind: random}", key: value}
-    (tmp_path / "mine.yaml").write_text("".join(f"{k}: {v}\n" for k, v in fields.items()))
-    import cram_harness.models.load as models
-
-    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
-    code, _, err = run_cli(["--model", "smollm2-135m", "--tasks", "mine", "--include-path",
-                            str(tmp_path)], capsys)
-    line = assert_one_error_line(code, err, message)
-    assert "mine.yaml" in line
 
 
-def test_a_second_ctrl_c_exits_quietly_with_the_records_whole(tiny_model_dir, books, tmp_path):
-    args = ["--model", tiny_model_dir, *RUN, "--data-files", books, "--output-path",
-            str(tmp_path / "results")]
-    records = tmp_path / "results" / _slug(tiny_model_dir) / "records.jsonl"
-    proc = Proc(args, tmp_path / "p")
-    proc.wait_until(lambda: line_count(records) >= 1, "the first record")
-    proc.signal(signal.SIGINT)
-    time.sleep(0.01)
-    proc.signal(signal.SIGINT)
-    assert proc.wait() == 130
-    assert "Traceback" not in proc.stderr(), proc.stderr()
-    whole_records(records)
+def test_the_api_reads_bytes_as_files_are_read(texts, message):
+    from cram_harness.models.tokens import encode_text
+
+    items = texts if isinstance(texts, list) else [texts]
+    if message is None:
+        assert [encode_text(make_word_tokenizer(), t) for t in items]
+    else:
+        with pytest.raises(CramError, match=message):
+            [encode_text(make_word_tokenizer(), t) for t in items]
 
 
-# --- any edit of a file we read back: it loads, or it is one line --------------------------
+def data_file(name: str, content: bytes):
+    def build(tmp: Path) -> list[str]:
+        (tmp / name).write_bytes(content)
+        return ["--data-files", str(tmp / name)]
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from cram_harness.errors import CramError  # noqa: E402
-
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 10**7) | st.floats() | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=3),
-    max_leaves=8)
-MUTATIONS = settings(max_examples=60, deadline=None, database=None)
+    return build
 
 
-@st.composite
-def mutated(draw, original: dict):
-    """The object with a few keys replaced by any JSON, deleted or added; or any JSON."""
-    if draw(st.integers(0, 9)) == 0:
-        return draw(JSON)
-    data = json.loads(json.dumps(original))
-    for _ in range(draw(st.integers(1, 3))):
-        key = draw(st.sampled_from(sorted(data) or ["x"]))
-        action = draw(st.sampled_from(["replace", "delete", "add", "nest"]))
-        if action == "replace" or (action == "nest" and not isinstance(data.get(key), dict)):
-            data[key] = draw(JSON)
-        elif action == "delete":
-            data.pop(key, None)
-        elif action == "add":
-            data[draw(st.text(max_size=6))] = draw(JSON)
-        else:
-            inner = data[key]
-            if inner:
-                inner[draw(st.sampled_from(sorted(inner)))] = draw(JSON)
-    return data
+def task_yaml(text: str, task: str = "mine"):
+    def build(tmp: Path) -> list[str]:
+        (tmp / "tasks").mkdir()
+        (tmp / "tasks" / "mine.yaml").write_text(text)
+        return ["--include-path", str(tmp / "tasks"), "--tasks", task]
+
+    return build
 
 
-def _loads_or_one_line(read) -> None:
+def flags(*args: str):
+    return lambda tmp: list(args)
+
+
+GUTENBERG_ONLY = (b"The Project Gutenberg eBook of Nothing\n*** START OF THE PROJECT GUTENBERG "
+                  b"EBOOK NOTHING ***\n\n*** END OF THE PROJECT GUTENBERG EBOOK NOTHING ***\n"
+                  b"Project Gutenberg License.\n")
+
+
+# (id, how to build the arguments, the words the one error line must hold). These fail before
+# a model is loaded; the run arguments default to a good task on good data.
+BEFORE_THE_MODEL = [
+    ("empty-txt", data_file("empty.txt", b""), "is empty or only whitespace"),
+    ("whitespace-txt", data_file("blank.txt", b" \n\t\r\n  "), "is empty or only whitespace"),
+    ("binary-txt", data_file("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),
+     "is a binary file"),
+    ("latin1-txt", data_file("latin1.txt", "Caf\u00e9 au lait.".encode("latin-1")),
+     "is not UTF-8"),
+    ("utf16-txt", data_file("utf16.txt", "A book.".encode("utf-16")), "binary file"),
+    ("jsonl-without-text", data_file("rows.jsonl", b'{"story": "A b."}\n'),
+     "has no column 'text'; its columns are: story"),
+    ("csv-without-text", data_file("rows.csv", b"story,n\nA b.,1\n"),
+     "has no column 'text'; its columns are: story, n"),
+    ("jsonl-row-not-object", data_file("rows.jsonl", b"[1, 2]\n"), "is not a JSON object"),
+    ("jsonl-text-not-string", data_file("rows.jsonl", b'{"text": 5}\n'), "'text' is not text"),
+    ("jsonl-broken", data_file("rows.jsonl", b'{"text": \n{"text": "A."}\n'), "not valid JSON"),
+    ("parquet-broken", data_file("rows.parquet", b"PAR1 not really"), "not a readable parquet"),
+    ("unsupported-extension", data_file("notes.md", b"Some notes."), "unsupported extension"),
+    ("gutenberg-boilerplate-only", data_file("boilerplate.txt", GUTENBERG_ONLY),
+     "only Project Gutenberg boilerplate"),
+    ("missing-data-path", flags("--data-files", "/no/such/books/*.txt"), "matches no"),
+    ("lengths-zero", flags("--lengths", "0,8"), "--lengths is (0, 8): expected positive integers"),
+    ("lengths-negative", flags("--lengths=-4,8"), "--lengths is (-4, 8): expected positive"),
+    ("lengths-empty", flags("--lengths", ","), "--lengths is (): expected positive integers"),
+    ("lengths-not-integer", flags("--lengths", "8.5"), "comma-separated integers"),
+    ("mem-tokens-zero", flags("--mem-tokens", "0"), "--mem-tokens is (0,): expected positive"),
+    ("mem-tokens-negative", flags("--mem-tokens=-1"), "--mem-tokens is (-1,): expected positive"),
+    ("limit-zero", flags("--limit", "0"), "--limit takes a whole number of texts or a fraction"),
+    ("batch-size-zero", flags("--batch-size", "0"), "--batch-size takes a positive integer"),
+    ("batch-size-word", flags("--batch-size", "many"), "--batch-size takes a positive integer"),
+    ("temperature-zero", flags("--temperature", "0"), "--temperature is 0.0: expected a finite"),
+    ("lr-negative", flags("--lr=-0.1"), "--lr is -0.1: expected a finite number > 0"),
+    ("subspace-negative", flags("--subspace=-2"), "--subspace is -2: expected a whole number"),
+    ("unknown-task", flags("--tasks", "capacity_pg20"), "did you mean capacity_pg19"),
+    ("unknown-data-source", task_yaml(GOOD_TASK.replace("random", "randm")),
+     "unknown data source 'randm': did you mean random"),
+    ("data-source-bad-option", task_yaml(GOOD_TASK.replace("{kind: random}",
+                                                           "{kind: random, words: 3}")),
+     "data source 'random' has no option 'words'"),
+    ("yaml-syntax", task_yaml("task: mine\nkind: capacity\n  dataset: [d\n"), "not valid YAML"),
+    ("yaml-lengths-string", task_yaml(GOOD_TASK.replace("[8]", "eight")),
+     "'lengths' must be a non-empty list of positive integers"),
+    ("yaml-lengths-negative", task_yaml(GOOD_TASK.replace("[8]", "[8, -16]")),
+     "'lengths' must be a non-empty list of positive integers"),
+    ("yaml-unknown-kind", task_yaml(GOOD_TASK.replace("capacity", "capacty")),
+     "key 'kind' is 'capacty'"),
+    ("yaml-unknown-key", task_yaml(GOOD_TASK + "lenghts: [8]\n"), "unknown key 'lenghts'"),
+    ("yaml-not-a-mapping", task_yaml("- capacity\n- pg19\n"), "must hold a mapping"),
+    ("yaml-group-includes-itself", task_yaml("group: mine\ntasks: [mine]\n"),
+     "group 'mine' includes itself"),
+    ("yaml-duplicate-task-name", task_yaml(GOOD_TASK.replace("mine", "capacity_pg19")),
+     "task name 'capacity_pg19' is already defined"),
+    ("output-path-under-a-file", lambda tmp: ["--output-path", str(_file(tmp) / "results")],
+     "cannot write to the output path"),
+    ("output-path-is-a-file", lambda tmp: ["--output-path", str(_file(tmp))],
+     "cannot write to the output path"),
+]
+
+
+def _file(tmp: Path) -> Path:
+    (tmp / "a-file").write_text("not a directory")
+    return tmp / "a-file"
+
+
+@pytest.mark.parametrize("build, message", [c[1:] for c in BEFORE_THE_MODEL],
+                         ids=[c[0] for c in BEFORE_THE_MODEL])
+
+
+def test_bad_input_before_the_model_is_one_line(build, message, tmp_path, capsys,
+                                                monkeypatch):
+    def never_load(*args, **kwargs):
+        raise AssertionError("a model was loaded for a run that cannot succeed")
+
+    monkeypatch.setattr("cram_harness.models.load.load_model", never_load)
+    argv = run_args(tmp_path, "no-model-is-loaded", build(tmp_path))
+    code, out, err = run_cli(argv, capsys)
+    assert_one_error_line(code, err, message)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json*"))
+
+
+# A few of the same as real processes: what a user sees, interpreter start included.
+@pytest.mark.parametrize("case", ["binary-txt", "lengths-zero", "yaml-syntax",
+                                  "output-path-under-a-file"])
+
+
+def test_bad_input_as_a_process_is_one_line(case, tmp_path):
+    (build, message) = {c[0]: c[1:] for c in BEFORE_THE_MODEL}[case]
+    argv = run_args(tmp_path, "no-model-is-loaded", build(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "cram_harness", *argv], capture_output=True,
+                          text=True, env=env(), timeout=60)
+    assert proc.returncode == 2 and not proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+@pytest.mark.parametrize("kind, command", [
+    ("task", ["--model", "x", "--tasks", "capacity_pg20"]),
+    ("data source", None),
+])
+
+
+def test_the_command_an_error_suggests_exists(kind, command, tmp_path, capsys):
+    if command is None:
+        (tmp_path / "t").mkdir()
+        (tmp_path / "t" / "mine.yaml").write_text(GOOD_TASK.replace("random", "nosuch"))
+        command = ["--model", "x", "--tasks", "mine", "--include-path", str(tmp_path / "t")]
+    code, out, err = run_cli(command, capsys)
+    line = assert_one_error_line(code, err, f"unknown {kind}")
+    suggested = line.split("`")[1].split()
+    assert suggested[:2] == ["cram-eval", "ls"]
+    code, out, err = run_cli(suggested[1:], capsys)
+    assert code == 0 and out, err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_directory_is_one_line(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
     try:
-        read()
-    except CramError as exc:
-        assert "\n" not in str(exc) and str(exc)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    import cram_harness
-    from tests.conftest import make_tiny_model
-
-    model, tok = make_tiny_model("gpt2"), make_word_tokenizer()
-    (result,) = cram_harness.cram(model, "she was at the", tokenizer=tok, lr=0.3, max_steps=30)
-    path = result.save_adapter(tmp_path_factory.mktemp("adapter") / "adapter")
-    return model, tok, path, json.loads((path / "cram.json").read_text())
-
-
-def test_any_edit_of_cram_json_decodes_or_is_one_line(exported):
-    from cram_harness.api import decode_adapter
-
-    model, tok, path, original = exported
-
-    @MUTATIONS
-    @given(mutated(original))
-    def check(info):
-        (path / "cram.json").write_text(json.dumps(info))
-        _loads_or_one_line(lambda: decode_adapter(path, model, tok))
-
-    check()
-
-
-def test_any_edit_of_a_results_file_reads_and_tabulates_or_is_one_line(tmp_path):
-    from cram_harness.reporting.tables import load_results, render, rich_table, table1_rows
-
-    original = json.loads(write_results(tmp_path / "orig.json").read_text())
-    path = tmp_path / "r" / "results_2026-01-01T00-00-00.json"
-    path.parent.mkdir()
-
-    @MUTATIONS
-    @given(mutated(original))
-    def check(data):
-        path.write_text(json.dumps(data))
-
-        def read_and_show():
-            rows = table1_rows(load_results([path]))
-            render(rows, "csv"), render(rows, "markdown"), rich_table(rows)
-
-        _loads_or_one_line(read_and_show)
-
-    check()
-
-
-def test_any_edit_of_a_task_file_parses_or_is_one_line(tmp_path):
-    import yaml
-
-    from cram_harness.harness.registry import check_source
-    from cram_harness.harness.tasks import TaskConfig, parse_file
-
-    original = {"task": "mine", "kind": "capacity", "dataset": "mine", "lengths": [8, 16],
-                "source": {"kind": "random", "num_words": 50}, "num_samples": 4,
-                "threshold": 0.99, "past_capacity": 3, "sampling": "grid"}
-    path = tmp_path / "mine.yaml"
-
-    @MUTATIONS
-    @given(mutated(original))
-    def check(data):
-        path.write_text(yaml.safe_dump(data))
-
-        def parse():
-            task = parse_file(path)
-            if isinstance(task, TaskConfig):
-                check_source(task.source)
-
-        _loads_or_one_line(parse)
-
-    check()
-
-
-def test_any_edit_of_a_record_line_is_read_or_skipped(tmp_path):
-    import warnings
-
-    from cram_harness.harness.records import read_records
-
-    path = tmp_path / "records.jsonl"
-
-    @MUTATIONS
-    @given(mutated(record("k1")))
-    def check(rec):
-        path.write_text(json.dumps(rec) + "\n" + json.dumps(record("k2")) + "\n")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            kept = [r["key"] for r in read_records(path)]  # never raises
-        assert kept[-1] == "k2" and len(kept) in (1, 2)
-
-    check()
+        code, out, err = run_cli(run_args(tmp_path, "x", ["--output-path", str(locked)]), capsys)
+    finally:
+        locked.chmod(0o700)
+    assert_one_error_line(code, err, "cannot write to the output path")

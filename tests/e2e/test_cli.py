@@ -10,7 +10,7 @@ from tests.helpers import cram_eval
 @pytest.fixture(scope="module")
 def results_dir(tiny_model_dir, tmp_path_factory):
     corpus = tmp_path_factory.mktemp("corpus")
-    from tests.conftest import word_sentences
+    from tests.tiny import word_sentences
 
     (corpus / "book.txt").write_text(word_sentences(12))
     out = tmp_path_factory.mktemp("results")
@@ -101,6 +101,7 @@ def test_report_draws_figures_and_a_page(results_dir, tmp_path):
     assert page.count('<img src="data:image/png;base64,') >= 3
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_export_then_decode_gives_the_text_back(tiny_model_dir, tmp_path):
     (tmp_path / "text.txt").write_text("she was at the")
     out = tmp_path / "adapter"
@@ -116,8 +117,9 @@ def test_export_then_decode_gives_the_text_back(tiny_model_dir, tmp_path):
         assert "matches the stored text hash: yes" in proc.stderr
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_decode_refuses_another_base_model(tiny_model_dir, tmp_path):
-    from tests.conftest import make_tiny_model, make_word_tokenizer
+    from tests.tiny import make_tiny_model, make_word_tokenizer
 
     other = tmp_path / "other-model"
     make_tiny_model("llama").save_pretrained(other)

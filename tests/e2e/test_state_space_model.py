@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import make_family_model, make_word_tokenizer, write_corpus
 from tests.helpers import cram_eval
+from tests.tiny import make_family_model, make_word_tokenizer, write_corpus
 
 REPO = "state-spaces/mamba-130m-hf"
 COMMIT = "5f1b2c3d4e5f60718293a4b5c6d7e8f901234567"
@@ -53,6 +53,7 @@ def test_a_mamba_run_gives_results_and_a_leaderboard_row(cli, tmp_path):
     assert rows and "pg19" in rows[0]
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_a_mamba_adapter_exports_and_decodes(cli, tmp_path):
     (tmp_path / "text.txt").write_text("she was at the")
     adapter = tmp_path / "adapter"

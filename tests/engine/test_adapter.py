@@ -11,7 +11,7 @@ from cram_harness.engine.adapter import (
 )
 from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.measure import text_logits, token_stats
-from tests.conftest import ARCHS, make_tiny_model
+from tests.tiny import ARCHS, make_tiny_model
 
 
 def test_token_stats_on_hand_made_logits():

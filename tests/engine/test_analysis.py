@@ -7,7 +7,7 @@ import torch
 
 from cram_harness.engine.analysis import cosine_similarities, interpolation_curves
 from cram_harness.harness.evaluator import RunSettings, evaluate
-from tests.conftest import make_tiny_model
+from tests.tiny import make_tiny_model
 
 
 def test_cosine_similarities_by_hand():

@@ -15,8 +15,8 @@ from cram_harness.engine.schedule import base_stats, cram_token_ids
 from cram_harness.integrations.peft import save_adapter
 from cram_harness.integrations.peft_generate import peft_cache_name
 from cram_harness.models.families import FAMILIES
-from tests.conftest import FAMILY_CONFIGS, make_family_model, make_word_tokenizer
 from tests.helpers import EARLY_STEPS, EARLY_TOLERANCE, losses_by_step
+from tests.tiny import FAMILY_CONFIGS, make_family_model, make_word_tokenizer
 
 pytestmark = pytest.mark.versions  # each release changes some family's cache
 NAMES = [family.model_type for family in FAMILIES]

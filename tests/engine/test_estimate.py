@@ -6,7 +6,7 @@ import torch
 
 from cram_harness.engine.estimate import cumulative_cross_entropy, predicted_length
 from cram_harness.harness.evaluator import RunSettings, evaluate
-from tests.conftest import make_tiny_model
+from tests.tiny import make_tiny_model
 
 
 def test_predicted_length_counts_the_prefix_that_fits():

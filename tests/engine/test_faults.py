@@ -10,7 +10,7 @@ from cram_harness.engine import loop as cramming
 from cram_harness.errors import CramError
 from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.results.files import model_dir, run_lock
-from tests.conftest import make_tiny_model, make_word_tokenizer
+from tests.tiny import make_tiny_model, make_word_tokenizer
 
 TEXTS = ["she was at the door", "the little man said to her"]
 

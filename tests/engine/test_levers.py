@@ -13,7 +13,7 @@ from cram_harness.engine.adapter import (
 from cram_harness.engine.loop import CramConfig, cram_batch
 from cram_harness.engine.measure import text_logits, token_stats
 from cram_harness.engine.schedule import cram_token_ids
-from tests.conftest import make_tiny_model
+from tests.tiny import make_tiny_model
 
 TOKENS = [5, 9, 12, 7, 30, 8]
 
@@ -112,7 +112,7 @@ def test_step_memory_estimate_grows_with_length_and_shrinks_with_checkpointing()
 def test_step_memory_estimate_counts_a_state_space_scan():
     """Mamba's selective scan keeps values per state dimension, Mamba2's per chunk position
     (benchmarks/bench_step_memory.py measures both); configs without heads work too."""
-    from tests.conftest import make_family_model
+    from tests.tiny import make_family_model
 
     for family, field in (("mamba", "state_size"), ("mamba2", "chunk_size")):
         model = make_family_model(family)

@@ -4,7 +4,7 @@ import torch
 from cram_harness.engine.adapter import init_memory
 from cram_harness.engine.loop import CramConfig, cram_batch, sample_seed
 from cram_harness.engine.measure import text_logits, token_stats
-from tests.conftest import make_tiny_model
+from tests.tiny import make_tiny_model
 
 TEXTS = [[5, 9, 12, 7, 30, 8, 21, 40, 11, 3], [5, 44, 6], [17, 18, 19, 20, 21, 22]]
 

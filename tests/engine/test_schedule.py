@@ -9,7 +9,7 @@ from cram_harness.engine import measure, schedule
 from cram_harness.engine.adapter import init_memory, pad_right
 from cram_harness.engine.decode import greedy_decode
 from cram_harness.engine.loop import CramConfig
-from tests.conftest import make_tiny_model
+from tests.tiny import make_tiny_model
 
 ARCHS = ["llama", "gpt_neox", "gpt2", "gemma3"]
 TEXTS = [[5, 9, 12, 7, 30, 8, 21, 40, 11, 3], [5, 44, 6], [17, 18, 19, 20, 21, 22]]

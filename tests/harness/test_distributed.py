@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cram_harness.harness.records import read_records
-from tests.conftest import write_corpus
+from cram_harness.results.records import read_records
+from tests.tiny import write_corpus
 
 ARGS = ["--tasks", "capacity_pg19,token_gain_pg19", "--limit", "3", "--lengths", "4,8",
         "--max-steps", "30", "--lr", "0.3", "--batch-size", "1", "--past-capacity", "0"]
@@ -41,6 +41,7 @@ def corpus(tmp_path):
     return write_corpus(tmp_path / "corpus", books=3)
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_two_ranks_give_the_results_of_one(tiny_model_dir, corpus, tmp_path):
     one, two = launch(tiny_model_dir, corpus, tmp_path / "one", 1), \
         launch(tiny_model_dir, corpus, tmp_path / "two", 2)
@@ -59,6 +60,7 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_a_killed_rank_loses_nothing_and_a_rerun_finishes(tiny_model_dir, corpus, tmp_path):
     out = tmp_path / "out"
     proc = launch(tiny_model_dir, corpus, out, 2)

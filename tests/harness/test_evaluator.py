@@ -6,11 +6,11 @@ import pytest
 
 from cram_harness.engine import schedule
 from cram_harness.errors import CramError
+from cram_harness.harness.display import Display
 from cram_harness.harness.evaluator import RunSettings, evaluate
-from cram_harness.harness.records import RecordStore, read_records
-from cram_harness.reporting.console import Display
-from tests.conftest import record
+from cram_harness.results.records import RecordStore, read_records
 from tests.helpers import records_of
+from tests.tiny import record
 
 TASKS = ["capacity_pg19", "token_gain_pg19", "info_gain_pg19"]
 
@@ -129,7 +129,7 @@ def test_unwritable_output_fails_before_any_work(tiny_model_dir, word_corpus, tm
 def test_unknown_names_fail_with_the_closest(word_corpus, tmp_path):
     with pytest.raises(CramError, match="did you mean capacity_pg19"):
         evaluate("x", ["capacity_pg91"], settings(tmp_path, word_corpus))
-    with pytest.raises(CramError, match="--lengths must be positive"):
+    with pytest.raises(CramError, match=r"--lengths is \(0, 8\): expected positive integers"):
         evaluate("x", TASKS, settings(tmp_path, word_corpus, lengths=(0, 8)))
 
 

@@ -1,6 +1,6 @@
-"""Numbers under the paper's names are the paper's statistics (SPEC section 2): drawn lengths
-for random texts, gains pooled over the full vectors of every length, information gain from
-the lowest CE of each run, capacity tasks that agree within one results file."""
+"""Numbers under the paper's names are the paper's statistics (docs/concepts.md, "The metrics"):
+drawn lengths for random texts, gains pooled over the full vectors of every length, information
+gain from the lowest CE of each run, capacity tasks that agree within one results file."""
 
 import math
 

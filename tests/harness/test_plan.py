@@ -4,7 +4,7 @@ planned sweeps itself, up to 771a595) resume only while these settings stay as t
 from cram_harness.harness.plan import RECORD_VERSION, Sweep, sweep_config
 from cram_harness.harness.settings import RunSettings
 from cram_harness.protocols import PROTOCOLS
-from tests.conftest import make_tiny_model
+from tests.tiny import make_tiny_model
 
 PAPER_KEY = {"betas": (0.9, 0.9), "dtype": "fp32", "eps": 1e-08, "lr": 0.01, "max_steps": 5000,
              "min_margin": 0.0, "patience": 2000, "record_version": 2, "seed": 0,

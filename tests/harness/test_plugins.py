@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from tests.conftest import write_corpus
 from tests.helpers import cram_eval
+from tests.tiny import write_corpus
 
 ENTRY_POINTS = """\
 [cram_harness.data]

@@ -4,8 +4,8 @@ import pytest
 
 from cram_harness.harness.evaluator import RunSettings, evaluate
 from cram_harness.protocols import FAST, MAX, PAPER, PROTOCOLS, SECOND_START_SEED_OFFSET
-from cram_harness.results.record import SampleRecord
-from tests.conftest import write_corpus
+from cram_harness.results.records import SampleRecord
+from tests.tiny import write_corpus
 
 GRID = (2, 3, 4, 6, 8)
 
@@ -46,7 +46,7 @@ def test_fast_stops_running_a_text_once_it_fails(tiny_model_dir, word_corpus, tm
 def test_max_climbs_only_while_greedy_decoding_is_exact(tiny_model_dir, word_corpus, tmp_path):
     from pathlib import Path
 
-    from cram_harness.harness.records import read_records
+    from cram_harness.results.records import read_records
 
     res = run(tiny_model_dir, word_corpus, tmp_path, "max")
     assert res["config"]["protocol"] == "max"
@@ -88,11 +88,11 @@ def test_max_sets_the_lr_from_the_embeddings_unless_given(tiny_model_dir):
     from cram_harness.models.load import load_model
 
     model, _ = load_model(tiny_model_dir, device="cpu")
-    scaled = RunSettings(protocol="max").options(model, 1, MAX)
-    assert scaled["lr"] == pytest.approx(MAX.lr_per_embedding_std * init_std(model), rel=1e-4)
-    assert scaled["min_margin"] == 0.5
-    assert RunSettings(protocol="max", lr=0.3).options(model, 1, MAX)["lr"] == 0.3
-    assert "lr" not in RunSettings().options(model, 1, PAPER)  # CramConfig's: the paper's 1e-2
+    scaled = RunSettings(protocol="max").config(model, 1, MAX)
+    assert scaled.lr == pytest.approx(MAX.lr_per_embedding_std * init_std(model), rel=1e-4)
+    assert scaled.min_margin == 0.5
+    assert RunSettings(protocol="max", lr=0.3).config(model, 1, MAX).lr == 0.3
+    assert RunSettings().config(model, 1, PAPER).lr == 1e-2  # CramConfig's: the paper's
 
 
 def rec(length=8, best=1.0, exact=True, text="a", **more):
@@ -124,9 +124,21 @@ def test_climbs_are_credited_with_every_prefix_of_their_longest_exact_length():
 
 
 def test_the_names_of_a_climbs_numbers_say_so():
-    assert PAPER.metric_name("decoding_capacity") == "decoding_capacity"
-    assert FAST.metric_name("decoding_capacity") == "progressive_capacity"
-    assert MAX.metric_name("token_gain") == "progressive_token_gain"
+    from cram_harness.metrics import metric
+
+    assert metric("decoding_capacity").key(PAPER.climbs) == "decoding_capacity"
+    assert metric("decoding_capacity").key(FAST.climbs) == "progressive_capacity"
+    assert metric("token_gain").key(MAX.climbs) == "progressive_token_gain"
+    assert metric("n_full_vectors").key(MAX.climbs) == "n_full_vectors"  # a count is a count
+
+
+def test_a_files_protocol_is_read_one_way():
+    from cram_harness.protocols import protocol_of_file
+
+    assert protocol_of_file(None) is PAPER  # a file from before protocols
+    assert protocol_of_file("fast") is FAST
+    newer = protocol_of_file("beam")  # a newer cram-harness's: not the paper's numbers
+    assert newer.climbs and newer.name == "beam"
 
 
 def test_the_cli_offers_the_protocol_table():

@@ -13,7 +13,7 @@ from packaging.version import Version
 from cram_harness import metrics
 from cram_harness.errors import CramError
 from cram_harness.integrations.peft_generate import peft_reads_cache
-from tests.conftest import make_tiny_model, word_text
+from tests.tiny import make_tiny_model, word_text
 
 LL_TASK = """task: local_ll
 dataset_path: json
@@ -40,6 +40,7 @@ def only_results(out_dir):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 @pytest.mark.parametrize("explicit_include", [False, True])
 def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
     """The README's random task, and the novels shipped inside cram-harness (the tasks a
@@ -68,6 +69,33 @@ def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
             results["results"])
 
 
+def test_the_bridge_pools_the_documents_as_the_metric_table_reads_records():
+    """lm-eval's items per document, aggregated over documents, give what the table computes
+    from the same records in one pool."""
+    from cram_harness.integrations.lm_eval.bridge import AGGREGATIONS, process_results
+    from cram_harness.results.records import SampleRecord
+
+    docs = [[dict(length=8, best_accuracy=1.0, greedy_accuracy=1.0, greedy_exact=True),
+             dict(length=16, best_accuracy=0.5, greedy_accuracy=0.25, greedy_exact=False,
+                  token_gain=6.0, information_gain=30.0, information_gain_bits=43.3)],
+            [dict(length=8, best_accuracy=0.75, greedy_accuracy=0.5, greedy_exact=False,
+                  token_gain=4.0, information_gain=20.0, information_gain_bits=28.9),
+             dict(length=16, best_accuracy=0.5, greedy_accuracy=0.5, greedy_exact=False,
+                  token_gain=7.0, information_gain=35.0, information_gain_bits=50.5)]]
+    items = [process_results({}, [json.dumps({"key": "", **r}) for r in doc]) for doc in docs]
+    records = [SampleRecord.from_json(r) for doc in docs for r in doc]
+    reading = metrics.Reading(records, records)
+    for m in metrics.METRICS:
+        if not m.lm_eval:
+            continue
+        pooled = [i[m.name] for i in items]
+        got = sum(pooled) / len(pooled) if m.lm_eval == "mean" else \
+            AGGREGATIONS[m.lm_eval](pooled)
+        want = m.compute(reading)
+        assert got == pytest.approx(getattr(want, "mean", want)), m.name
+
+
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_lm_eval_users_hub_id_offline_is_one_line(tmp_path):
     proc = run_cli("--model", "cram", "--model_args", "pretrained=org/name,revision=v2",
                    "--tasks", "cram_capacity_random", "--limit", "1",
@@ -92,6 +120,10 @@ def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
             "data_files": _corpus_file(tiny_model_dir), "lengths": [6, 12], "num_samples": 2}))
     res = out["results"]["cram_info_gain_pg19"]
     assert "best_accuracy_stderr,none" in res
+    # lm-eval's directions are the metric table's: a spread is better small
+    assert out["higher_is_better"]["cram_info_gain_pg19"] == {
+        name: better for m in metrics.METRICS if m.lm_eval
+        for name, better in m.directions().items()}
     # --limit takes texts, each at every length (it used to drop the longer lengths)
     assert out["n-samples"]["cram_info_gain_pg19"]["effective"] == 1
     (sample,) = out["samples"]["cram_info_gain_pg19"]
@@ -111,7 +143,7 @@ def test_simple_evaluate_gives_the_metrics_with_stderr(tiny_model_dir):
 
 
 def _corpus_file(model_dir):
-    from tests.conftest import word_sentences
+    from tests.tiny import word_sentences
 
     path = os.path.join(os.path.dirname(model_dir), "lm_eval_corpus")
     os.makedirs(path, exist_ok=True)
@@ -316,5 +348,5 @@ def test_the_cram_model_takes_cram_evals_engine_settings(tiny_model_dir):
             config.checkpointing) == (2, 0.3, 0.5, 8, True)
     with pytest.raises(CramError, match="^lr= is nan"):
         CramLM(tiny_model_dir, device="cpu", lr=float("nan"))
-    with pytest.raises(CramError, match="unknown autocast 'fp8'"):
+    with pytest.raises(CramError, match="autocast= is 'fp8': expected auto, bf16 or off"):
         CramLM(tiny_model_dir, device="cpu", autocast="fp8")

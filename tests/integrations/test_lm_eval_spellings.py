@@ -79,6 +79,7 @@ def test_an_lm_eval_style_command_line_runs(tiny_model_dir, word_corpus, tmp_pat
     assert res["config"]["model_args"] == f"pretrained={tiny_model_dir}"
 
 
+@pytest.mark.slow  # a whole process run, ~15 s or more: tox runs it, `pytest` alone not
 def test_wandb_offline_run_holds_the_results(tiny_model_dir, word_corpus, tmp_path):
     pytest.importorskip("wandb")
     proc = lm_eval_style_run(tiny_model_dir, word_corpus, tmp_path / "out", "--wandb_args",

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 import cram_harness
 from cram_harness.errors import CramError
 from cram_harness.integrations.peft import load_adapter
-from tests.conftest import make_tiny_model, make_word_tokenizer
+from tests.tiny import make_tiny_model, make_word_tokenizer
 
 pytestmark = pytest.mark.versions  # PEFT's format and load change with its version
 

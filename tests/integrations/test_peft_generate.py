@@ -15,7 +15,7 @@ from packaging.version import Version
 
 import cram_harness
 from cram_harness.integrations import peft_generate
-from tests.conftest import make_tiny_model, make_word_tokenizer
+from tests.tiny import make_tiny_model, make_word_tokenizer
 
 # Per architecture, a text that crams within tens of steps and that a prompt put in front
 # again at each step (PEFT missing the cache) decodes wrongly: "she was at the" on the tiny

@@ -5,7 +5,7 @@ import torch
 
 from cram_harness.errors import CramError
 from cram_harness.models.load import cache_dir, load_model, resolve_dtype
-from tests.conftest import make_tiny_model, make_word_tokenizer
+from tests.tiny import make_tiny_model, make_word_tokenizer
 
 
 def test_unknown_spec_lists_the_aliases():

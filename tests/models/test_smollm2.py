@@ -5,7 +5,7 @@ import torch
 
 import cram_harness
 from cram_harness.integrations.peft import load_adapter
-from tests.conftest import gutenberg_text
+from tests.tiny import gutenberg_text
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
-"""An independent, plainly written cramming loop: the paper's protocol (SPEC section 1) for
-one text at a time, with torch's own AdamW. It shares no code with the engine, so that the
-parity tests compare two implementations, not one with itself."""
+"""An independent, plainly written cramming loop: the paper's protocol (docs/concepts.md, "The
+optimization") for one text at a time, with torch's own AdamW. It shares no code with the engine,
+so that the parity tests compare two implementations, not one with itself."""
 
 from __future__ import annotations
 

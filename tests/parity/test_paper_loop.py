@@ -17,9 +17,9 @@ import torch
 import cram_harness
 from cram_harness.engine.adapter import init_memory
 from cram_harness.engine.loop import CramConfig, sample_seed
-from tests.conftest import make_tiny_model, make_word_tokenizer, word_text
 from tests.helpers import EARLY_STEPS, EARLY_TOLERANCE, losses_by_step
 from tests.parity.reference import reference_cram
+from tests.tiny import make_tiny_model, make_word_tokenizer, word_text
 
 # lr per architecture: the tiny models' embeddings differ in scale (Gemma multiplies its
 # embeddings by sqrt(d)), and a text must converge in tens of steps for a fast test.
@@ -82,7 +82,7 @@ def test_defaults_are_the_papers_protocol():
 
 @pytest.mark.slow
 def test_smollm2_follows_the_reference_loop(smollm2):
-    from tests.conftest import gutenberg_text
+    from tests.tiny import gutenberg_text
 
     model, tokenizer = smollm2
     # The paper's settings on a short passage of a novel; capped so that the two loops

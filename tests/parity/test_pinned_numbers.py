@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from tests.conftest import make_tiny_model, make_word_tokenizer, write_corpus
+from tests.tiny import make_tiny_model, make_word_tokenizer, write_corpus
 
 # (text, L): (steps, best step, best accuracy, min loss, base loss, greedy exact)
 PINNED = {

@@ -41,3 +41,15 @@ def test_time_left_falls_steadily_through_the_queue(monkeypatch):
     assert all(b <= a for a, b in zip(lefts, lefts[1:]))  # never up
     assert lefts[-1] == 0 and step == 160
     display.close()
+
+
+def test_the_rich_display_has_every_hook_the_evaluator_calls():
+    """The evaluator calls harness/display.py's hooks on whatever display it is given."""
+    import inspect
+
+    from cram_harness.harness.display import Display
+
+    hooks = {name for name, _ in inspect.getmembers(Display, inspect.isfunction)}
+    assert hooks <= {name for name, _ in inspect.getmembers(console.RichDisplay,
+                                                            inspect.isfunction)}
+    assert console.RichDisplay.shows_plan

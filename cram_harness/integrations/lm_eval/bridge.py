@@ -45,7 +45,7 @@ from lm_eval.api.task import ConfigurableTask  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 
 from cram_harness import metrics  # noqa: E402
-from cram_harness.results.record import SampleRecord  # noqa: E402
+from cram_harness.results.records import SampleRecord  # noqa: E402
 
 
 def task_dir() -> Path:
@@ -87,6 +87,7 @@ class CramTask(ConfigurableTask):
     def __init__(self, config: dict | None = None) -> None:
         config = {k: v for k, v in (config or {}).items() if k != "class"}
         config["output_type"] = None  # lm-eval checks only its own four types when set
+        config["metric_list"] = config.get("metric_list") or metric_list()
         super().__init__(config=config)
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> list[Instance]:
@@ -99,26 +100,44 @@ class CramTask(ConfigurableTask):
                 for i, length in enumerate(doc["lengths"])]
 
 
+def lm_eval_metrics() -> list[metrics.Metric]:
+    """The metric table's entries that lm-eval's tasks report."""
+    return [m for m in metrics.METRICS if m.lm_eval]
+
+
+def metric_list() -> list[dict]:
+    """Our tasks' `metric_list`, from the metric table: each metric with lm-eval's
+    aggregation over the documents and its direction; a mean over full vectors also gives
+    its sample std (`token_gain_std`), which is better small."""
+    out = []
+    for m in lm_eval_metrics():
+        how = AGGREGATIONS[m.lm_eval]
+        out.append({"metric": m.name, "aggregation": how, "higher_is_better": m.higher_is_better})
+        if how is full_vector_mean:
+            out.append({"metric": f"{m.name}_std", "aggregation": full_vector_std,
+                        "higher_is_better": False})
+    return out
+
+
 def process_results(doc: dict, results: list[str]) -> dict:
-    """Per-document metrics over the document's lengths. A text shorter than a length is
-    not run there, and a run whose loss went NaN/inf is no result (as in cram-eval)."""
+    """Per-document items of each metric over the document's lengths, which the metric's
+    aggregation pools over documents. A text shorter than a length is not run there, and a
+    run whose loss went NaN/inf is no result (as in cram-eval)."""
     recs = [SampleRecord.from_json(line) for line in map(json.loads, results)
             if not line.get("not_run")]
     recs = [rec for rec in recs if rec.usable]
     full = [rec for rec in recs if rec.is_full()]
-    out: dict[str, Any] = {
-        "decoding_capacity": [(rec.length, rec.best_accuracy) for rec in recs],
-        "greedy_capacity": [(rec.length, rec.greedy_accuracy) for rec in recs],
-        "n_full_vectors": len(full)}
-    for name in FULL_VECTOR_METRICS:  # the mean and the std are aggregated from one list
-        out[name] = out[f"{name}_std"] = [getattr(rec, name) for rec in full]
-    if recs:
-        out["best_accuracy"] = sum(rec.best_accuracy for rec in recs) / len(recs)
-        out["greedy_exact"] = sum(rec.greedy_exact for rec in recs) / len(recs)
+    out: dict[str, Any] = {}
+    for m in lm_eval_metrics():
+        if m.lm_eval == "decoding_capacity":
+            out[m.name] = [(rec.length, getattr(rec, m.sample)) for rec in recs]
+        elif m.lm_eval == "count":
+            out[m.name] = len(full)
+        elif m.lm_eval == "full_vector_mean":  # the mean and the std pool one list
+            out[m.name] = out[f"{m.name}_std"] = [getattr(rec, m.sample) for rec in full]
+        elif recs:  # mean: of the document's lengths, then lm-eval's mean over documents
+            out[m.name] = sum(getattr(rec, m.sample) for rec in recs) / len(recs)
     return out
-
-
-FULL_VECTOR_METRICS = ("token_gain", "information_gain", "information_gain_bits")
 
 
 def decoding_capacity(items: list[list[tuple[int, float]]]) -> int | None:
@@ -143,6 +162,11 @@ def count(items: list[int]) -> int:
     return sum(items)
 
 
+# the metric table's `lm_eval` aggregations: ours, or lm-eval's own by name
+AGGREGATIONS: dict[str, Any] = {"decoding_capacity": decoding_capacity, "count": count,
+                                "full_vector_mean": full_vector_mean, "mean": "mean"}
+
+
 @register_model("cram")
 class CramLM(HFLM):
     """HFLM over any cram-harness model spec (GGUF aliases too), optionally with a [mem]
@@ -158,13 +182,14 @@ class CramLM(HFLM):
         from cram_harness.harness.settings import EngineSettings
         from cram_harness.integrations.lm_eval.spellings import is_true
         from cram_harness.models.load import hub_spec, load_model
+        from cram_harness.validation import keyword
 
         # before any work: a bad setting is one line naming it as the user spelled it (a
         # model_args dict may hold strings, which lm-eval's own parser would have converted)
         self.engine = EngineSettings(**{
             name: handle_arg_string(v) if isinstance(v := kwargs.pop(name), str) else v
             for name in list(kwargs) if name in EngineSettings.__dataclass_fields__})
-        self.engine.check(spelling=lambda name: f"{name}=")
+        self.engine.check(spelling=keyword)
         if device is None or (device.startswith("cuda") and not torch.cuda.is_available()):
             device = "auto"  # lm-eval's CLI defaults to cuda:0
         spec = hub_spec(str(pretrained), revision)
@@ -176,7 +201,6 @@ class CramLM(HFLM):
         with _without_log_line(HFLM_LOGGER, NOT_A_STR):  # a loaded model is our design
             super().__init__(pretrained=model, tokenizer=tokenizer, **kwargs)
         self.spec = spec
-        self.engine.options(self.base_model, 1)  # a bad autocast= fails now, not at a request
         self.cram_batch_size = int(cram_batch_size)
 
     def cram(self, requests: list[Instance]) -> list[str]:

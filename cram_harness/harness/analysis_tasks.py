@@ -8,8 +8,8 @@ from typing import Any
 
 from cram_harness import metrics
 from cram_harness.harness.plan import Sweep
-from cram_harness.harness.records import RecordStore
 from cram_harness.harness.tasks import TaskConfig
+from cram_harness.results.records import RecordStore
 
 
 def run_analysis(task: TaskConfig, sweeps: list[Sweep], store: RecordStore, model) -> dict:
