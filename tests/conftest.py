@@ -48,8 +48,10 @@ def pytest_configure(config):
     # shared across test runs but kept out of $HOME unless the caller chose a place.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("CRAM_HARNESS_CACHE", "/tmp/cram-harness-test-cache")
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker; the processes its tests
-        torch.set_num_threads(1)  # start (a whole cram-eval run) keep torch's default
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker, and one thread for
+        torch.set_num_threads(1)  # every process its tests start: a second thread that spins
+        os.environ["OMP_NUM_THREADS"] = "1"  # beside the other worker's made the README's main
+        os.environ["MKL_NUM_THREADS"] = "1"  # job take 15.5 min instead of ~8
 
 
 def pytest_collection_modifyitems(items):

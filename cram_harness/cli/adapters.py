@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -22,14 +23,17 @@ from cram_harness.config import CramConfig
 @click.option("--max-tokens", type=int, help="Cut the text to this many tokens.")
 @model_options
 @engine_options
-def export(model, text_path, out, push_to, private, n_mem, max_tokens, device, dtype,
+@click.option("--quiet", is_flag=True, help="No forecast and no progress: the result line only.")
+def export(model, text_path, out, push_to, private, n_mem, max_tokens, device, dtype, quiet,
            **params) -> None:
     """Cram a text and write it as a PEFT prompt-tuning adapter (plus cram.json)."""
     from cram_harness.api import cram
+    from cram_harness.cli.run import SIGNALS
     from cram_harness.data import decode_text, read_text_file
     from cram_harness.harness.settings import EngineSettings, cli_flag
     from cram_harness.integrations.peft import check_adapter_target
     from cram_harness.models.load import load_model
+    from cram_harness.reporting.log_display import choose_display
     from cram_harness.validation import TOKENS, VECTORS, check_value
 
     settings = EngineSettings(**engine_settings(params))
@@ -41,10 +45,19 @@ def export(model, text_path, out, push_to, private, n_mem, max_tokens, device, d
         else read_text_file(text_path)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
     said = _forecast(model, loaded, tokenizer, text, max_tokens, n_mem)
-    if said.known:
+    if said.known and not quiet:
         click.echo(said.line(), err=True)
-    (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer,
-                     config=settings.config(loaded, n_mem=n_mem))
+    config = settings.config(loaded, n_mem=n_mem)
+    display = choose_display(quiet, stop_requested=lambda: bool(SIGNALS))
+    display.length_start(f"export {said.tokens} tokens", said.tokens, 1, 0, config.max_steps)
+    try:
+        with warnings.catch_warnings():  # cram() would say the forecast again
+            warnings.filterwarnings("ignore", message="forecast:")
+            (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer,
+                             config=config, on_step=display.step)
+        display.length_done(f"export {said.tokens} tokens", said.tokens, result.best_accuracy)
+    finally:
+        display.close()
     path = result.save_adapter(out)
     click.echo(f"{path}: {result.num_tokens} tokens in {n_mem} vector(s), best accuracy "
                f"{result.best_accuracy:.3f}, greedy exact: {result.greedy_exact}, "

@@ -43,12 +43,15 @@ SIGNALS: list[int] = []  # SIGINT/SIGTERM received (cli.main); the progress disp
 @click.option("--wandb-args", metavar="KEY=VALUE,...",
               help="Also log the results to Weights & Biases (wandb.init's arguments, e.g. "
                    "project=P,name=N; needs `pip install wandb`).")
+@click.option("--quiet", is_flag=True,
+              help="No progress: warnings, the summary and the table only (progress is a live "
+                   "line on a terminal, plain lines in a log).")
 @click.option("--hf-hub-log-args", metavar="KEY=VALUE,...",
               help="Also push the results to a Hub dataset, as lm-eval does: hub_results_org, "
                    "details_repo_name, results_repo_name, push_results_to_hub, "
                    "push_samples_to_hub, public_repo.")
-def run(models, model_args, tasks, limit, lengths, mem_tokens, wandb_args, hf_hub_log_args,
-        **params) -> None:
+def run(models, model_args, tasks, limit, lengths, mem_tokens, wandb_args, quiet,
+        hf_hub_log_args, **params) -> None:
     """Run tasks on one or more models and print the Table-1 summary."""
     from rich.console import Console
 
@@ -56,7 +59,7 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, wandb_args, hf_hu
     from cram_harness.harness.settings import RunSettings
     from cram_harness.integrations.lm_eval import spellings as lm_eval
     from cram_harness.integrations.sinks import Sinks
-    from cram_harness.reporting.console import RichDisplay
+    from cram_harness.reporting.log_display import choose_display
     from cram_harness.reporting.tables import rich_table, table1_rows
 
     models, given = lm_eval.model_args(models, model_args)
@@ -69,7 +72,7 @@ def run(models, model_args, tasks, limit, lengths, mem_tokens, wandb_args, hf_hu
         lengths=ints(lengths, "--lengths"), mem_tokens=ints(mem_tokens, "--mem-tokens"),
         **{**params, "batch_size": batch_size(params["batch_size"]),
            "include_path": tuple(params["include_path"])})
-    display = RichDisplay(stop_requested=lambda: bool(SIGNALS))
+    display = choose_display(quiet, stop_requested=lambda: bool(SIGNALS))
     try:
         results = evaluate(models.split(","), tasks.split(","), settings, display)
     finally:

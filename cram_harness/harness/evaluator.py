@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import time
 from pathlib import Path
+from typing import Any
 
 from cram_harness import metrics
 from cram_harness.errors import CramError
@@ -120,7 +121,7 @@ def _evaluate_model(spec: str, names: list[str], task_cfgs: list[TaskConfig], so
         model_info=info, settings=settings.to_config(), protocol=settings.protocol,
         analyses=analyses,
         timings={"model_load_s": load_s, "optimization_s": opt_s,
-                 "total_s": time.time() - started},
+                 "total_s": time.time() - started, **queue_timings(ctx.queue)},
         device=str(model.device), groups=group_members(names, settings.include_path))
     if rank.is_main:
         results["results_file"] = str(write_results(out_dir, results, samples))
@@ -128,6 +129,13 @@ def _evaluate_model(spec: str, names: list[str], task_cfgs: list[TaskConfig], so
     del model
     _free_accelerator_memory()
     return results
+
+
+def queue_timings(queue: Any) -> dict:
+    """How full the batches stayed and what decoding cost (the engine's QueueStats)."""
+    return {"batch_steps": queue.batch_steps, "occupancy": round(queue.occupancy, 4),
+            "padded_share": round(queue.padded_share, 4),
+            "decode_share": round(queue.decode_share, 4)}
 
 
 def _free_accelerator_memory() -> None:

@@ -6,7 +6,7 @@ rerun finds it and does no work."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from cram_harness.errors import CramError
@@ -29,6 +29,13 @@ class ModelContext:
     settings: RunSettings
     display: Any
     rank: Rank
+    queue: Any = field(default_factory=lambda: _queue_stats())  # over every sweep's batches
+
+
+def _queue_stats() -> Any:
+    from cram_harness.engine.schedule import QueueStats  # torch: only once a model runs
+
+    return QueueStats()
 
 
 class Job(NamedTuple):
@@ -146,7 +153,7 @@ class SweepRunner:
                 [store.load_vectors(job.warm) for job in jobs])
             cram_token_ids(ctx.model, [job.tokens for job in jobs], config, init=init,
                            batch_size=ctx.settings.batch_size, on_step=ctx.display.step,
-                           on_result=store_result,
+                           on_result=store_result, stats=ctx.queue,
                            max_tokens=None if sweep.sampling == "uniform" else length)
         if ctx.rank.world > 1:  # every rank reads the others' records before going on
             ctx.rank.barrier()

@@ -22,15 +22,18 @@ class LogDisplay:
     shows_plan = True
 
     def __init__(self, stream: TextIO | None = None, every: float = EVERY_S,
-                 stop_requested: Any = None):
+                 stop_requested: Any = None, quiet: bool = False):
         self.stream = stream or sys.stderr
         self.every = every
+        self.quiet = quiet  # warnings only
         self._stop_requested = stop_requested or (lambda: False)
         self._length: dict[str, Any] = {}
         self._last_line = 0.0
         self._info: Any = None
 
-    def _say(self, line: str) -> None:
+    def _say(self, line: str, warning: bool = False) -> None:
+        if self.quiet and not warning:
+            return
         print(line, file=self.stream, flush=True)
         self._last_line = time.monotonic()
 
@@ -103,7 +106,17 @@ class LogDisplay:
         self._length = {}
 
     def warn(self, message: str) -> None:
-        self._say(f"warning: {message}")
+        self._say(f"warning: {message}", warning=True)
 
     def close(self) -> None:
         pass  # every line is written as it happens
+
+
+def choose_display(quiet: bool = False, stop_requested: Any = None) -> Any:
+    """The live display where progress goes to a terminal (stderr), plain lines where it
+    goes to a file or a pipe; with `quiet`, warnings only."""
+    if quiet or not sys.stderr.isatty():
+        return LogDisplay(stop_requested=stop_requested, quiet=quiet)
+    from cram_harness.reporting.console import RichDisplay
+
+    return RichDisplay(stop_requested=stop_requested)

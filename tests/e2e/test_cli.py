@@ -35,6 +35,9 @@ def test_run_writes_results_and_samples(results_dir):
     assert data["group_subtasks"]["cram_pg19"] == [
         "capacity_pg19", "token_gain_pg19", "info_gain_pg19", "mem_scaling_pg19"]
     assert "decoding_capacity_k1,none" in data["groups"]["cram_pg19"]
+    timings = data["timings"]  # how full the engine's batches stayed, what decoding cost
+    assert timings["batch_steps"] > 0 and 0 < timings["occupancy"] <= 1
+    assert 0 <= timings["padded_share"] < 1 and 0 <= timings["decode_share"] < 1
 
 
 @pytest.mark.parametrize("fmt, marker", [("table", "leaderboard"), ("markdown", "| model |"),

@@ -2,6 +2,7 @@
 every `every` seconds between them, with the facts the live display draws."""
 
 import io
+import re
 from types import SimpleNamespace
 
 import torch
@@ -35,3 +36,49 @@ def test_a_line_per_finished_text_and_one_every_so_often_between(monkeypatch):
     # never more than `every` seconds without a line while the length runs
     said = [t for (t, n), (_, m) in zip(stamps, stamps[1:]) if m > n]
     assert max(b - a for a, b in zip([0.0] + said, said + [100.0])) <= 30.0
+
+
+def test_a_run_whose_output_is_a_file_logs_each_text_and_quiet_logs_none(tiny_model_dir,
+                                                                         tmp_path):
+    """As a cluster job runs it: stdout and stderr to a file, no terminal."""
+    import subprocess
+    import sys
+
+    from tests.tiny import word_sentences
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "book.txt").write_text(word_sentences(12))
+    logs = []
+    for extra in ([], ["--quiet"]):
+        log = tmp_path / f"log{len(logs)}.txt"
+        with open(log, "w") as out:
+            proc = subprocess.run(
+                [sys.executable, "-m", "cram_harness", "--model", tiny_model_dir, "--tasks",
+                 "capacity_pg19", "--limit", "2", "--lengths", "4", "--max-steps", "10",
+                 "--lr", "0.3", "--data-files", str(corpus), "--output-path",
+                 str(tmp_path / f"results{len(logs)}"), *extra],
+                stdout=out, stderr=subprocess.STDOUT, timeout=300)
+        assert proc.returncode == 0, log.read_text()
+        logs.append(log.read_text())
+    shown, quiet = logs
+    started = re.search(r"L=4: (\d) texts? to cram, at most 10 steps each", shown)
+    assert started, shown
+    done = [line for line in shown.splitlines() if "a text done in" in line]
+    assert len(done) == int(started[1]) and "steps/s" in done[-1], shown
+    assert "\x1b[" not in shown  # plain lines, no terminal codes
+    assert "a text done in" not in quiet and "texts to cram" not in quiet
+    assert "Table 1" in quiet  # the results are still said
+
+
+def test_export_shows_its_progress_in_a_log(tiny_model_dir, tmp_path):
+    from tests.helpers import cram_eval
+
+    (tmp_path / "text.txt").write_text("she was at the door")
+    proc = cram_eval("export", "--model", tiny_model_dir, "--text", str(tmp_path / "text.txt"),
+                     "--out", str(tmp_path / "adapter"), "--max-steps", "5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("forecast:") and sum("forecast:" in x for x in lines) == 1
+    assert any("1 text to cram, at most 5 steps each" in x for x in lines), proc.stderr
+    assert "mean best accuracy" in lines[-1]
