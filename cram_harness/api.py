@@ -67,16 +67,21 @@ def cram(
     `init` (B, k, d) warm-starts the vectors, e.g. from a loaded adapter.
     `on_result(index, result)` is called as each text finishes, before its batch does.
     """
-    if isinstance(model_or_spec, str):
+    if isinstance(model_or_spec, (str, os.PathLike)):
         model, tokenizer = load_model(model_or_spec, device=device)
     else:
         model = model_or_spec
+        if not callable(getattr(model, "get_input_embeddings", None)):
+            raise CramError(f"cram() takes a model spec or a loaded causal LM first, not a "
+                            f"{type(model).__name__}")
         if tokenizer is None:
             raise CramError("pass tokenizer= when giving a loaded model to cram()")
         refused = weights_refused(model)
         if refused:
             raise CramError(refused)
-    texts = [texts] if isinstance(texts, str) else list(texts)
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+        raise CramError(f"cram() takes a text or a list of texts, not {texts!r:.60}")
     if not texts:
         raise CramError("no texts given to cram")
     check_value("max_tokens", max_tokens, TOKENS, keyword)
@@ -90,9 +95,13 @@ def cram(
         raise CramError("give cram() engine options or a config, not both")
     n_mem = config.n_mem
     check_fits(model, n_mem, max_tokens)
-    if init is not None and (init.dim() != 3 or init.shape[1] != n_mem):
-        raise CramError(f"init holds vectors of shape {tuple(init.shape)}, but n_mem is {n_mem}: "
-                        "pass n_mem=init.shape[1] (a loaded adapter's vectors[None])")
+    width = model.get_input_embeddings().weight.shape[1]
+    if init is not None and (init.dim() != 3 or init.shape[1:] != (n_mem, width)
+                             or init.shape[0] != len(texts)):
+        raise CramError(f"init holds vectors of shape {tuple(init.shape)}, but {len(texts)} "
+                        f"text(s), n_mem {n_mem} and the model's width {width} need "
+                        f"({len(texts)}, {n_mem}, {width}): a loaded adapter's vectors[None] "
+                        "for one text")
     token_lists = [encode_text(tokenizer, t, max_tokens) for t in texts]
     check_tokens_fit(model, n_mem, token_lists)
     spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")

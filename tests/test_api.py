@@ -80,3 +80,24 @@ def test_fp16_weights_are_refused_before_any_work():
     model = make_tiny_model("llama").half()
     with pytest.raises(CramError, match="fp16 weights are not supported"):
         cram_harness.cram(model, "she was at the door", tokenizer=make_word_tokenizer())
+
+
+def test_misuse_at_the_api_boundary_is_one_cram_error(tiny_model_dir):
+    """Wrong types and shapes are said where they are handed in, not deep inside."""
+    from pathlib import Path
+
+    model, tok = make_tiny_model("gpt2"), make_word_tokenizer()
+    with pytest.raises(CramError, match="a text or a list of texts, not None"):
+        cram_harness.cram(model, None, tokenizer=tok)
+    with pytest.raises(CramError, match="a text or a list of texts"):
+        cram_harness.cram(model, ["the man", 3], tokenizer=tok)
+    with pytest.raises(CramError, match="a loaded causal LM first, not a "):
+        cram_harness.cram(tok, "the man", tokenizer=tok)
+    width = model.get_input_embeddings().weight.shape[1]
+    for init in (torch.zeros(1, 1, width + 1), torch.zeros(2, 1, width)):  # width; one text
+        with pytest.raises(CramError, match=rf"need \(1, 1, {width}\)"):
+            cram_harness.cram(model, "the man", tokenizer=tok, init=init, max_steps=1)
+    with pytest.raises(CramError, match="a model spec is a string or a path, not int"):
+        cram_harness.load_model(42)
+    loaded, _ = cram_harness.load_model(Path(tiny_model_dir))  # a path is a directory's spec
+    assert loaded.cram_spec == tiny_model_dir

@@ -5,7 +5,6 @@ commands."""
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import sys
@@ -18,7 +17,7 @@ from cram_harness.cli.adapters import decode, export
 from cram_harness.cli.listing import ls
 from cram_harness.cli.reports import leaderboard, report, show
 from cram_harness.cli.run import SIGNALS, run
-from cram_harness.errors import CramError
+from cram_harness.errors import CramError, os_error_line
 
 
 class DefaultRunGroup(click.Group):
@@ -99,16 +98,11 @@ def _run_cli(argv: list[str], debug: bool) -> None:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except OSError as exc:
+    except OSError as exc:  # the one boundary for the operating system's errors
         if debug:
             raise
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            click.echo(f"error: the disk is full ({exc.filename or 'writing results'}): free "
-                       "space and rerun the same command to resume; finished samples are "
-                       "kept", err=True)
-            sys.exit(2)
-        click.echo(f"error: {exc} (rerun with --debug for the traceback)", err=True)
-        sys.exit(1)
+        click.echo(f"error: {os_error_line(exc)}", err=True)
+        sys.exit(2)
     except Exception as exc:  # an unexpected fault: one line unless --debug
         if debug:
             raise

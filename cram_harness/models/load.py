@@ -17,6 +17,7 @@ import from here.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,13 +50,19 @@ __all__ = [
 
 
 def load_model(
-    spec: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False,
-    notify: Callable[[str], None] | None = None,
+    spec: str | os.PathLike, *, dtype: str = "auto", device: str = "auto",
+    trust_remote_code: bool = False, notify: Callable[[str], None] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a frozen causal LM and its tokenizer from a spec (see module docstring).
 
     The model is in eval mode with every parameter frozen; ``model.cram_spec`` holds the spec.
+    A path (`Path("./my-model")`) is a local directory's spec.
     """
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str):
+        raise CramError(f"a model spec is a string or a path, not {type(spec).__name__}: "
+                        "hf:REPO[@REV], a directory, gguf:FILE or an alias (cram-eval ls models)")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     model, tokenizer = _load(spec, torch_dtype, trust_remote_code, notify)

@@ -138,3 +138,25 @@ def test_atomic_write_gives_back_exactly_what_was_written(text):
         write_text_atomic(path, text)
         assert path.read_bytes().decode("utf-8") == text
         assert [p.name for p in Path(tmp).iterdir()] == ["results_x.json"]
+
+
+@pytest.mark.parametrize("number, path, advice", [
+    (errno.EFBIG, "results/big.jsonl", "size limit"),
+    (errno.EACCES, "/srv/results", "permission denied"),
+    (errno.ENOTDIR, "a-file/results", "is a file, not a directory"),
+    (errno.EROFS, "/mnt/cd/results", "read-only"),
+    (errno.EIO, "results/records.jsonl", "check the path"),
+])
+def test_any_os_error_reaching_the_cli_is_one_line_with_its_path(
+        number, path, advice, monkeypatch, capsys):
+    """The one boundary: wherever an OSError comes from, the user reads the path, what
+    failed and what to do, exit 2, never a traceback."""
+    from cram_harness import cli
+
+    def fails(*args, **kwargs):
+        raise OSError(number, os.strerror(number), path)
+
+    monkeypatch.setattr(cli.cli, "main", fails)
+    code, _, err = run_cli(["ls", "tasks"], capsys)
+    line = assert_one_error_line(code, err, f"{path}: {os.strerror(number)}")
+    assert advice in line

@@ -50,8 +50,9 @@ def test_lm_eval_cli_runs_our_task(tiny_model_dir, tmp_path, explicit_include):
     extra = ["--include_path", str(task_dir())] if explicit_include else []
     tasks = ["cram_capacity_random"] if not explicit_include else [
         "cram_gutenberg", "--metadata", '{"lengths": [4, 6]}']
+    device = ",device=cpu" if explicit_include else ""  # the documented model argument
     proc = run_cli("--model", "cram", "--model_args",
-                   f"pretrained={tiny_model_dir},max_steps=5,lr=0.3", "--tasks", *tasks,
+                   f"pretrained={tiny_model_dir},max_steps=5,lr=0.3{device}", "--tasks", *tasks,
                    "--limit", "2", "--output_path", str(tmp_path), *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "decoding_capacity" in proc.stdout  # lm-eval's own table
@@ -350,3 +351,19 @@ def test_the_cram_model_takes_cram_evals_engine_settings(tiny_model_dir):
         CramLM(tiny_model_dir, device="cpu", lr=float("nan"))
     with pytest.raises(CramError, match="autocast= is 'fp8': expected auto, bf16 or off"):
         CramLM(tiny_model_dir, device="cpu", autocast="fp8")
+    with pytest.raises(CramError, match=r"^cram_batch_size= is 0: expected a whole number"):
+        CramLM(tiny_model_dir, device="cpu", cram_batch_size="0")
+    with pytest.raises(CramError, match="needs pretrained=SPEC"):
+        CramLM(device="cpu")
+
+
+def test_cram_lm_eval_moves_a_device_model_argument_to_its_flag():
+    """lm-eval hands the model --device beside model_args: `device=` in model_args, as the
+    docs say, would reach the model twice."""
+    from cram_harness.integrations.lm_eval.cli import _device_out_of_model_args as moved
+
+    assert moved(["run", "--model_args", "pretrained=x,device=cpu,lr=1"]) == (
+        ["run", "--model_args", "pretrained=x,lr=1"], "cpu")
+    assert moved(["--model-args=pretrained=x,device=cuda:1"]) == (
+        ["--model-args=pretrained=x"], "cuda:1")
+    assert moved(["--model_args", "pretrained=x"]) == (["--model_args", "pretrained=x"], None)

@@ -173,7 +173,8 @@ class CramLM(HFLM):
     prefix from an adapter (`mem=DIR`), that also serves `cram` requests. The engine's
     settings are cram-eval's (`EngineSettings`: seed, max_steps, lr, min_margin, ...)."""
 
-    def __init__(self, pretrained: str, mem: str | None = None, device: str | None = None,
+    def __init__(self, pretrained: str | None = None, mem: str | None = None,
+                 device: str | None = None,
                  dtype: str = "auto", cram_batch_size: int = 8, revision: str | None = None,
                  trust_remote_code: bool = False, **kwargs: Any) -> None:
         import torch
@@ -182,8 +183,14 @@ class CramLM(HFLM):
         from cram_harness.harness.settings import EngineSettings
         from cram_harness.integrations.lm_eval.spellings import is_true
         from cram_harness.models.load import hub_spec, load_model
-        from cram_harness.validation import keyword
+        from cram_harness.validation import BATCH, check_value, keyword
 
+        if not pretrained:
+            raise CramError("the cram model needs pretrained=SPEC in its model_args (an alias, "
+                            "a directory, gguf:FILE or a Hub id)")
+        cram_batch_size = handle_arg_string(cram_batch_size) \
+            if isinstance(cram_batch_size, str) else cram_batch_size
+        check_value("cram_batch_size", cram_batch_size, BATCH, keyword)
         # before any work: a bad setting is one line naming it as the user spelled it (a
         # model_args dict may hold strings, which lm-eval's own parser would have converted)
         self.engine = EngineSettings(**{

@@ -24,6 +24,10 @@ def main() -> None:
     if runs and "--include_path" not in given:
         args = [*args, "--include_path", str(lm_eval_bridge.task_dir())]
     if runs and "--device" not in given:
+        args, device = _device_out_of_model_args(args)
+        if device:  # lm-eval passes --device beside model_args: the model would get it twice
+            args = [*args, "--device", device]
+    if runs and "--device" not in {a.split("=")[0] for a in args}:
         import torch
 
         # lm-eval's default is cuda:0, which its results would then claim on a CPU run
@@ -34,6 +38,28 @@ def main() -> None:
     except CramError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+
+
+def _device_out_of_model_args(args: list[str]) -> tuple[list[str], str | None]:
+    """args with `device=X` taken out of --model_args (either spelling, `=` or a second
+    argument), and X."""
+    args = list(args)
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag not in ("--model_args", "--model-args"):
+            continue
+        at = i if eq else i + 1
+        if at >= len(args):
+            break
+        text = value if eq else args[at]
+        parts = text.split(",")
+        device = next((p.split("=", 1)[1] for p in parts if p.startswith("device=")), None)
+        if device is None:
+            break
+        rest = ",".join(p for p in parts if not p.startswith("device="))
+        args[at] = f"{flag}={rest}" if eq else rest
+        return args, device
+    return args, None
 
 
 if __name__ == "__main__":
