@@ -17,6 +17,12 @@ from cram_harness.protocols import SECOND_START_SEED_OFFSET, better
 from cram_harness.results.records import RecordStore, SampleRecord, record_key
 
 
+def _queue_stats() -> Any:
+    from cram_harness.engine.schedule import QueueStats  # torch: only once a model runs
+
+    return QueueStats()
+
+
 @dataclass
 class ModelContext:
     """What every sweep of one model shares."""
@@ -29,13 +35,7 @@ class ModelContext:
     settings: RunSettings
     display: Any
     rank: Rank
-    queue: Any = field(default_factory=lambda: _queue_stats())  # over every sweep's batches
-
-
-def _queue_stats() -> Any:
-    from cram_harness.engine.schedule import QueueStats  # torch: only once a model runs
-
-    return QueueStats()
+    queue: Any = field(default_factory=_queue_stats)  # over every sweep's batches
 
 
 class Job(NamedTuple):

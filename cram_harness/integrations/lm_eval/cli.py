@@ -24,14 +24,14 @@ def main() -> None:
     if runs and "--include_path" not in given:
         args = [*args, "--include_path", str(lm_eval_bridge.task_dir())]
     if runs and "--device" not in given:
+        # lm-eval hands the model --device beside model_args, so a device= there would reach
+        # it twice; and lm-eval's default, cuda:0, would be what its results claim on a CPU
         args, device = _device_out_of_model_args(args)
-        if device:  # lm-eval passes --device beside model_args: the model would get it twice
-            args = [*args, "--device", device]
-    if runs and "--device" not in {a.split("=")[0] for a in args}:
-        import torch
+        if device is None:
+            import torch
 
-        # lm-eval's default is cuda:0, which its results would then claim on a CPU run
-        args = [*args, "--device", "cuda:0" if torch.cuda.is_available() else "cpu"]
+            device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        args = [*args, "--device", device]
     sys.argv[1:] = args
     try:
         cli_evaluate()
