@@ -57,6 +57,7 @@ def cram(
     on_step: Callable[[StepInfo], None] | None = None,
     on_result: Callable[[int, CramResult], None] | None = None,
     config: CramConfig | None = None,
+    forecast: bool = True,
     **engine_options: Any,
 ) -> list[CramResult]:
     """Cram each text into `n_mem` [mem] vectors of a frozen causal LM.
@@ -66,6 +67,8 @@ def cram(
     ...), or `config` a CramConfig already made (its n_mem is the number of vectors);
     `init` (B, k, d) warm-starts the vectors, e.g. from a loaded adapter.
     `on_result(index, result)` is called as each text finishes, before its batch does.
+    `forecast`: warn, before any step, of texts unlikely to decode (a caller that said its
+    own forecast passes False).
     """
     if isinstance(model_or_spec, (str, os.PathLike)):
         model, tokenizer = load_model(model_or_spec, device=device)
@@ -105,7 +108,7 @@ def cram(
     token_lists = [encode_text(tokenizer, t, max_tokens) for t in texts]
     check_tokens_fit(model, n_mem, token_lists)
     spec = getattr(model, "cram_spec", None) or getattr(model, "name_or_path", "")
-    said = unlikely_texts(model, spec, token_lists, n_mem)
+    said = unlikely_texts(model, spec, token_lists, n_mem) if forecast else None
     if said:  # said before any step; a forecast never refuses a text
         warnings.warn(said, stacklevel=2)
 

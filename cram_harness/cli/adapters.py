@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 
 import click
 
@@ -51,10 +50,8 @@ def export(model, text_path, out, push_to, private, n_mem, max_tokens, device, d
     display = choose_display(quiet, stop_requested=lambda: bool(SIGNALS))
     display.length_start(f"export {said.tokens} tokens", said.tokens, 1, 0, config.max_steps)
     try:
-        with warnings.catch_warnings():  # cram() would say the forecast again
-            warnings.filterwarnings("ignore", message="forecast:")
-            (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer,
-                             config=config, on_step=display.step)
+        (result,) = cram(loaded, text, max_tokens=max_tokens, tokenizer=tokenizer,
+                         config=config, on_step=display.step, forecast=False)
         display.length_done(f"export {said.tokens} tokens", said.tokens, result.best_accuracy)
     finally:
         display.close()
